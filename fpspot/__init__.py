@@ -1,0 +1,29 @@
+"""fpspot: player-centric ball-action spotting in soccer broadcast video (FOOTPASS).
+
+The public API is imported lazily so that ``import fpspot`` stays fast and does not import
+torch-geometric, deepspeed or tensorboard:
+
+* :func:`fpspot.evaluate` - the official FOOTPASS matcher (``fpspot.eval``);
+* :func:`fpspot.load_model` - a model saved with ``save_pretrained`` (``fpspot.models``);
+* :func:`fpspot.infer` - run a model over whole halves (``fpspot.infer``).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "evaluate": ("fpspot.eval", "evaluate"),
+    "load_model": ("fpspot.models", "load_model"),
+}
+
+__all__ = ["__version__", "evaluate", "infer", "load_model"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'fpspot' has no attribute {name!r}")

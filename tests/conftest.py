@@ -1,0 +1,20 @@
+"""Shared fixtures. Real FOOTPASS files are found through ``FPSPOT_FOOTPASS_DIR`` (default
+``../shared/data/footpass`` next to the repository); tests that need them are skipped when absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FOOTPASS_DIR = Path(os.environ.get("FPSPOT_FOOTPASS_DIR", REPO.parent / "shared" / "data" / "footpass"))
+
+
+@pytest.fixture(scope="session")
+def footpass_dir() -> Path:
+    """Folder of the real FOOTPASS ground truth and released predictions (skips when absent)."""
+    if not (FOOTPASS_DIR / "playbyplay_val_g18_g24.json").is_file():
+        pytest.skip(f"real FOOTPASS files not found in {FOOTPASS_DIR} (set FPSPOT_FOOTPASS_DIR)")
+    return FOOTPASS_DIR
