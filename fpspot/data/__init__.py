@@ -1,0 +1,1 @@
+"""Data: FOOTPASS formats, the synthetic match generator, WebDataset shards and loaders."""
