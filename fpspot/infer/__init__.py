@@ -1,0 +1,1 @@
+"""Inference: batched sliding windows over whole halves (:mod:`fpspot.infer.engine`)."""
