@@ -96,3 +96,46 @@ def test_frames_after_the_end_are_padding():
 def test_unknown_scheme_is_an_error():
     with pytest.raises(ValueError, match="unknown window scheme"):
         EngineConfig(scheme="dense").plan(0, 10)
+
+
+def _half(key="game_7_H1"):
+    from fpspot.infer.api import HalfSource
+
+    video = _video()
+    jerseys = np.tile(np.arange(26)[:, None] + 1, (1, N_FRAMES))
+    return HalfSource(key, FIRST, N_FRAMES - 1, lambda: iter(video[FIRST:]), _inputs, jerseys)
+
+
+def test_predict_halves_writes_logits_and_every_key(tmp_path):
+    from fpspot.data.footpass import read_playbyplay
+    from fpspot.infer.api import load_logits, predict_halves, write_predictions
+    from fpspot.schema import Prediction
+
+    def to_events(logits, jerseys):  # one event per slot at its best action frame
+        probs = np.exp(logits - logits.max(0))
+        probs /= probs.sum(0)
+        events = []
+        for slot in range(26):
+            c, t = np.unravel_index(probs[1:, slot, FIRST:].argmax(), probs[1:, slot, FIRST:].shape)
+            events.append(Prediction(int(t) + FIRST, slot // 13, int(jerseys[slot, t]), int(c) + 1,
+                                     float(probs[c + 1, slot, t + FIRST])))
+        return events
+
+    halves = [_half("game_7_H1"), _half("game_7_H2")]
+    pred = predict_halves(PixelSpotter(), halves, EngineConfig(batch_size=4, length=20, stride=10),
+                          logits_dir=tmp_path / "logits", to_events=to_events, show_progress=False)
+    key, logits = load_logits(tmp_path / "logits" / "game_7_H2.safetensors")
+    assert key == "game_7_H2" and logits.shape == (9, 26, N_FRAMES)
+    pred.events["game_7_H2"] = []  # a half without events is still written
+    out = read_playbyplay(write_predictions(pred, tmp_path / "pred.json"))
+    assert out.keys == ["game_7_H1", "game_7_H2"] and len(out.events["game_7_H1"]) == 26
+    assert out.events["game_7_H2"] == []
+
+
+def test_video_shorter_than_tactical_data_names_the_half():
+    from fpspot.infer.api import HalfSource, half_logits
+
+    video = _video(60)
+    half = HalfSource("game_9_H2", FIRST, N_FRAMES - 1, lambda: iter(video[FIRST:]), _inputs, np.zeros((26, N_FRAMES)))
+    with pytest.raises(ValueError, match=r"game_9_H2: the video ends at frame 59, the tactical data at 139"):
+        half_logits(PixelSpotter(), half, EngineConfig(length=20, stride=10), "cpu")
