@@ -1,0 +1,293 @@
+"""Post-processing pipelines: a list of named steps over named streams, stored as YAML.
+
+A *stream* is either a prediction file (:class:`~fpspot.data.footpass.PlayByPlay`) or per-half logits
+(``{key: HalfLogits}``). The pipeline's ``inputs`` name the streams it needs (``taad``, ``dst`` for the
+released baselines); each step reads streams by name and writes its result under ``output`` (default: its
+input's name); the stream named by the pipeline's ``output`` is the result. Example::
+
+    format: fpspot-post/1
+    inputs: [dst, taad]
+    output: fused
+    steps:
+      - {step: shift, input: dst, frames: -1}
+      - {step: reassign_jersey, input: dst, support: taad, window: 12, min_support_score: 0.8}
+      - {step: fuse, inputs: [dst, taad], weights: [1.0, 0.5], window: 12, output: fused}
+      - {step: gate, input: fused, thresholds: {drive: 0.3, pass: 0.3, ...}}
+
+Steps live in :data:`STEPS` (name -> function ``(streams, **params) -> {name: stream}``);
+:func:`register_step` adds one. ``event_dst`` is reserved for the learned event-level step.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from fpspot.data.footpass import PlayByPlay
+from fpspot.post.events import HalfLogits
+from fpspot.utils.atomic import atomic_open
+
+FORMAT = "fpspot-post/1"
+
+Stream = PlayByPlay | dict  # a prediction file, or {key: HalfLogits}
+StepFn = Callable[..., dict]
+
+#: name -> step function ``(streams: dict[str, Stream], **params) -> dict[str, Stream]``.
+STEPS: dict[str, StepFn] = {}
+
+
+class PipelineError(ValueError):
+    """A pipeline config or its inputs are wrong; the message names the step and the problem."""
+
+
+def register_step(name: str, fn: StepFn | None = None, replace: bool = False):
+    """Register ``fn`` as step ``name`` (usable as a decorator). A reserved placeholder may be replaced."""
+    def add(fn: StepFn) -> StepFn:
+        current = STEPS.get(name)
+        if current is not None and not (replace or getattr(current, "reserved", False)):
+            raise ValueError(f"step {name!r} is already registered")
+        STEPS[name] = fn
+        return fn
+
+    return add(fn) if fn is not None else add
+
+
+def _events_stream(streams: Mapping[str, Stream], name: str, step: str) -> PlayByPlay:
+    if name not in streams:
+        raise PipelineError(f"step {step!r}: no stream named {name!r} (have: {', '.join(sorted(streams))})")
+    stream = streams[name]
+    if not isinstance(stream, PlayByPlay):
+        raise PipelineError(f"step {step!r}: stream {name!r} holds logits, this step needs events")
+    return stream
+
+
+def _logits_stream(streams: Mapping[str, Stream], name: str, step: str) -> dict[str, HalfLogits]:
+    if name not in streams:
+        raise PipelineError(f"step {step!r}: no stream named {name!r} (have: {', '.join(sorted(streams))})")
+    stream = streams[name]
+    if isinstance(stream, PlayByPlay) or not all(isinstance(v, HalfLogits) for v in stream.values()):
+        raise PipelineError(f"step {step!r}: stream {name!r} holds events, this step needs logits")
+    return stream
+
+
+def _union_keys(files) -> list[str]:
+    keys: dict[str, None] = {}
+    for f in files:
+        for k in (f.keys if isinstance(f, PlayByPlay) else f):
+            keys.setdefault(k, None)
+    return list(keys)
+
+
+# ------------------------------------------------------------------------------------------------ steps
+
+
+@register_step("shift")
+def _step_shift(streams, input: str, frames: int, output: str | None = None) -> dict:
+    """Add a constant number of frames to every event."""
+    from fpspot.post.refine import shift
+
+    return {output or input: shift(_events_stream(streams, input, "shift"), int(frames))}
+
+
+@register_step("gate")
+def _step_gate(streams, input: str, thresholds, output: str | None = None) -> dict:
+    """Drop events under their class's threshold (a number or {class: number})."""
+    from fpspot.post.gating import gate
+
+    return {output or input: gate(_events_stream(streams, input, "gate"), thresholds)}
+
+
+@register_step("fuse")
+def _step_fuse(streams, inputs: list[str], output: str, weights: list[float] | None = None, window: int = 12,
+               min_models: int = 1, frame: str = "weighted", require: list[str] | None = None) -> dict:
+    """Event-level weighted fusion of several models (see :func:`fpspot.post.ensemble.fuse_events`)."""
+    from fpspot.post.ensemble import fuse_events
+
+    files = [_events_stream(streams, name, "fuse") for name in inputs]
+    unknown = [n for n in (require or []) if n not in inputs]
+    if unknown:
+        raise PipelineError(f"step 'fuse': required model(s) {', '.join(unknown)} not among its inputs {inputs}")
+    required = [inputs.index(n) for n in (require or [])]
+    keys = _union_keys(files)
+    events = {k: fuse_events([f.events.get(k, []) for f in files], weights, int(window), int(min_models), frame,
+                             required) for k in keys}
+    return {output: PlayByPlay("pred", keys, events)}
+
+
+@register_step("reassign_jersey")
+def _step_reassign_jersey(streams, input: str, support: str, window: int = 12, min_support_score: float = 0.8,
+                          max_score: float = 1.0, output: str | None = None) -> dict:
+    """Take another model's shirt for the same team, class and time (see :mod:`fpspot.post.jersey`)."""
+    from fpspot.post.jersey import reassign_by_support
+
+    return {output or input: reassign_by_support(_events_stream(streams, input, "reassign_jersey"),
+                                                 _events_stream(streams, support, "reassign_jersey"),
+                                                 int(window), float(min_support_score), float(max_score))}
+
+
+@register_step("average_logits")
+def _step_average_logits(streams, inputs: list[str], output: str, weights: list[float] | None = None) -> dict:
+    """Logit-level ensemble: weighted mean of the inputs' logits, half by half."""
+    from fpspot.post.ensemble import average_logits
+
+    sets = [_logits_stream(streams, name, "average_logits") for name in inputs]
+    keys = [k for k in _union_keys(sets) if all(k in s for s in sets)]
+    out = {}
+    for k in keys:
+        first = sets[0][k]
+        out[k] = HalfLogits(average_logits([s[k].logits for s in sets], weights), first.jerseys, first.start_frame)
+    return {output: out}
+
+
+@register_step("peaks")
+def _step_peaks(streams, input: str, output: str, method: str = "nms", window: int = 25, **options) -> dict:
+    """Logits to events (softmax + NMS as the baseline, or soft-NMS, or smoothed peaks)."""
+    from fpspot.post.peaks import logits_to_events
+
+    halves = _logits_stream(streams, input, "peaks")
+    events = {k: logits_to_events(h.logits, h.jerseys, h.start_frame, method, int(window), **options)
+              for k, h in halves.items()}
+    return {output: PlayByPlay("pred", list(halves), events)}
+
+
+@register_step("refine_logits")
+def _step_refine_logits(streams, input: str, logits: str, radius: int = 3, offset: float = 0.0,
+                        output: str | None = None) -> dict:
+    """Move events to the peak of their class probability within +-radius (parabolic sub-frame fit)."""
+    from fpspot.post.refine import refine_with_logits
+
+    return {output or input: refine_with_logits(_events_stream(streams, input, "refine_logits"),
+                                                _logits_stream(streams, logits, "refine_logits"),
+                                                int(radius), float(offset))}
+
+
+@register_step("reassign_jersey_logits")
+def _step_reassign_jersey_logits(streams, input: str, logits: str, radius: int = 3, margin: float = 0.3,
+                                 output: str | None = None) -> dict:
+    """Move events to the team-mate whose slot has a clearly higher probability of the class."""
+    from fpspot.post.jersey import reassign_by_logits
+
+    return {output or input: reassign_by_logits(_events_stream(streams, input, "reassign_jersey_logits"),
+                                                _logits_stream(streams, logits, "reassign_jersey_logits"),
+                                                int(radius), float(margin))}
+
+
+def _step_event_dst(streams, **params) -> dict:
+    raise PipelineError("step 'event_dst' (a learned event-level DST model, parameter 'model': PATH) is reserved "
+                        "but not available in this installation: register it with "
+                        "fpspot.post.pipeline.register_step('event_dst', fn)")
+
+
+_step_event_dst.reserved = True  # type: ignore[attr-defined]
+STEPS["event_dst"] = _step_event_dst
+
+
+# --------------------------------------------------------------------------------------------- pipeline
+
+
+@dataclass
+class Pipeline:
+    """Named inputs, a list of steps (each ``{"step": name, **params}``) and the output stream's name.
+
+    ``info`` holds free-form metadata (how it was fitted, cross-validation scores); it is saved, never used.
+    """
+
+    inputs: list[str]
+    steps: list[dict]
+    output: str
+    info: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self, source: str = "pipeline") -> None:
+        """Raise :class:`PipelineError` for unknown steps or missing step names."""
+        if not self.inputs or not all(isinstance(n, str) for n in self.inputs):
+            raise PipelineError(f"{source}: 'inputs' must be a non-empty list of names")
+        for i, step in enumerate(self.steps):
+            if not isinstance(step, dict) or "step" not in step:
+                raise PipelineError(f"{source}: steps[{i}] must be a mapping with a 'step' name, got {step!r}")
+            if step["step"] not in STEPS:
+                raise PipelineError(f"{source}: steps[{i}]: unknown step {step['step']!r}; known steps: "
+                                    f"{', '.join(sorted(STEPS))}")
+
+    def apply(self, streams: Mapping[str, Stream]) -> PlayByPlay:
+        """Run the steps on ``streams`` (inputs by name; not modified) and return the output stream.
+
+        The output keeps every half key of the event inputs (empty halves included).
+        """
+        missing = [n for n in self.inputs if n not in streams]
+        if missing:
+            raise PipelineError(f"pipeline needs input(s) {', '.join(missing)}; got {', '.join(sorted(streams)) or 'none'}")
+        state: dict[str, Stream] = dict(streams)
+        for i, step in enumerate(self.steps):
+            params = {k: v for k, v in step.items() if k != "step"}
+            fn = STEPS.get(step["step"])
+            if fn is None:
+                raise PipelineError(f"steps[{i}]: unknown step {step['step']!r}; known steps: {', '.join(sorted(STEPS))}")
+            try:
+                inspect.signature(fn).bind(state, **params)
+            except TypeError as err:
+                raise PipelineError(f"steps[{i}] ({step['step']}): bad parameters {sorted(params)}: {err}") from None
+            state.update(fn(state, **params))
+        result = state.get(self.output)
+        if not isinstance(result, PlayByPlay):
+            raise PipelineError(f"pipeline output {self.output!r} is not an event stream")
+        keys = _union_keys([result] + [s for n, s in streams.items() if n in self.inputs])
+        return PlayByPlay("pred", keys, {k: list(result.events.get(k, [])) for k in keys})
+
+    def to_dict(self) -> dict:
+        return {"format": FORMAT, "inputs": list(self.inputs), "output": self.output,
+                "steps": [dict(s) for s in self.steps], **({"info": self.info} if self.info else {})}
+
+    def save(self, path: str | os.PathLike, header: str | None = None) -> Path:
+        """Write the pipeline as YAML (atomically), after ``header`` as comment lines if given."""
+        with atomic_open(path) as handle:
+            if header:
+                handle.write("".join(f"# {line}".rstrip() + "\n" for line in header.splitlines()))
+            yaml.safe_dump(_plain(self.to_dict()), handle, sort_keys=False, default_flow_style=None, width=110)
+        return Path(path)
+
+    @classmethod
+    def from_dict(cls, obj: Mapping, source: str = "pipeline") -> "Pipeline":
+        if not isinstance(obj, Mapping):
+            raise PipelineError(f"{source}: a pipeline must be a mapping, got {type(obj).__name__}")
+        if obj.get("format", FORMAT) != FORMAT:
+            raise PipelineError(f"{source}: format {obj.get('format')!r} is not {FORMAT!r}")
+        for name in ("inputs", "steps", "output"):
+            if name not in obj:
+                raise PipelineError(f"{source}: missing field {name!r}")
+        if not isinstance(obj["steps"], list):
+            raise PipelineError(f"{source}: 'steps' must be a list")
+        pipe = cls.__new__(cls)
+        pipe.inputs, pipe.steps, pipe.output = list(obj["inputs"]), list(obj["steps"]), str(obj["output"])
+        pipe.info = dict(obj.get("info") or {})
+        pipe.validate(source)
+        return pipe
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Pipeline":
+        """Read a YAML pipeline; errors name the file."""
+        try:
+            obj = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise PipelineError(f"file {str(path)!r}: no such file") from None
+        except yaml.YAMLError as err:
+            raise PipelineError(f"file {str(path)!r}: not valid YAML ({err})") from None
+        return cls.from_dict(obj, f"file {str(path)!r}")
+
+
+def _plain(obj):
+    """numpy scalars and tuples as plain YAML types."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
+        return obj.item()
+    return obj
