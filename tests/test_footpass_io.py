@@ -164,3 +164,12 @@ def test_schema_slots_and_keys():
     assert parse_half_key("game_18_H2") == (18, 2)
     with pytest.raises(ValueError):
         parse_half_key("game_18_H3")
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        path = write_playbyplay(tmp_path / "p.json", GOOD_PRED)
+    finally:
+        os.umask(mask)
+    assert (path.stat().st_mode & 0o777) == 0o644
