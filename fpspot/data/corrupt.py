@@ -1,0 +1,660 @@
+"""A corruption model that turns ground-truth play-by-play into realistic spotter output.
+
+It is the noise source of the event-sequence DST (issue 8): ground-truth events of a half
+(:class:`~fpspot.schema.GTEvent`) go in, a list of :class:`~fpspot.schema.Prediction` that looks like what
+a TAAD spotter writes comes out. Its parameters are fitted (:func:`fit_corruption`) from a spotter's
+released predictions against the ground truth of the same halves, with the official matcher
+(:func:`fpspot.eval.metric.match_half`). The packaged parameters ``corruption_taad.json`` are fitted from
+``playbyplay_TAAD_val_g18_g24.json`` against ``playbyplay_val_g18_g24.json`` (4 halves, 3855 events, 7579
+predictions) by ``recipes/fit_corruption.py``.
+
+Error taxonomy (how :func:`fit_corruption` labels each prediction)
+-----------------------------------------------------------------
+Predictions are visited by descending score (the matcher's order); a ground-truth event can be *claimed*
+once. In order of precedence a prediction is
+
+1. ``detected``: matched by the official matcher (``delta = 12``), or -- the jitter tail -- same team,
+   jersey and class as an unclaimed ground-truth event within ``+-jitter_window`` (50) frames (an official
+   FP whose event is an official FN);
+2. ``wrong_jersey``: same team and class, another jersey, an unclaimed event within ``+-match_window`` (12);
+3. ``wrong_class``: same team and jersey, another class, an unclaimed event within ``+-match_window``;
+4. ``wrong_team``: same class, the other team, an unclaimed event within ``+-match_window``;
+5. ``duplicate``: same team, jersey and class as a higher-scored prediction within ``+-dup_window`` (75)
+   frames (what TAAD's NMS over 25 frames leaves);
+6. ``ghost`` (false positive near play): within ``+-ghost_window`` (25) frames of some ground-truth event;
+7. ``random`` (false positive away from play): everything else.
+
+Generative model (what :func:`corrupt_half` does)
+------------------------------------------------
+For every ground-truth event of class ``c`` in visibility bucket ``b`` (``box``: the actor has a box;
+``nobox``: live play without box; ``replay``) one outcome is drawn from ``outcome[c][b]`` over
+``(detected, wrong_jersey, wrong_class, wrong_team, missed)``. ``detected`` keeps team, jersey and class and
+moves the frame by a jitter drawn from ``jitter_hist`` (``pred - gt``, -50..50); the three wrong outcomes
+draw their jitter from the same histogram restricted to ``+-match_window``; ``wrong_jersey`` takes another
+player of the same team, ``wrong_team`` a player of the other team (players drawn from the half's active
+players, weighted by their number of events), ``wrong_class`` a class from ``class_confusion[c]``.
+Then, per ground-truth event of class ``c``, ``Poisson(ghost_rate[c])`` ghosts are placed at an offset from
+``ghost_offset_hist`` with a class from ``ghost_confusion[c]``, on the event's team with probability
+``ghost_same_team`` and, with probability ``ghost_neighbour_player``, on a player of that team who acts
+within +-75 frames (else any active player of the team). Per class ``c``, ``Poisson(random_rate_per_min[c]
+* free minutes)`` random false positives are spread uniformly over the *free* frames of the half's span (those
+farther than ``ghost_window`` from every event, so that they are labelled ``random`` again) on a random
+active player.
+Last, every emitted detection of class ``c`` gets ``Poisson(dup_rate[c])`` duplicates at ``+-|offset|`` from
+``dup_offset_hist`` (1..75 frames), same player and class, with a score no higher than its parent.
+Scores are drawn from per-kind, per-class empirical quantile functions ``score_quantiles[kind][class]``
+(21 quantiles, 0 %..100 %, linear interpolation; kinds ``detected``, ``wrong`` (the three wrong outcomes
+pooled), ``duplicate``, ``ghost``, ``random``; a class with fewer than ``min_score_samples`` (30)
+predictions of a kind uses the kind's pooled quantiles, stored under ``"all"``).
+
+Estimation details: outcome probabilities are shrunk cell -> class -> global with a pseudo-count of
+``shrinkage`` (10) events; confusion rows use add-``0.5`` smoothing on the off-diagonal; rates are counts
+over exposures (ghost rate per event, duplicate rate per non-duplicate prediction, random rate per free
+minute: frames of the span from first to last event that are farther than ``ghost_window`` from any event).
+
+Fitted values (TAAD, games 18 and 24; regenerate with ``python recipes/fit_corruption.py``)
+------------------------------------------------------------------------------------------
+Labelled predictions: 2573 detected (2358 official TPs + 215 jitter tail), 65 wrong jersey, 209 wrong
+class, 104 wrong team, 807 duplicates, 2845 ghosts, 976 random; 3855 events over 199 minutes of play, of
+which 105 "free" minutes (farther than 25 frames from any event).
+
+* ``outcome[c][b]`` (after calibration; detected / wrong jersey / wrong class / wrong team / missed):
+  box: drive .76/.01/.03/.00/.20, pass .78/.00/.07/.00/.14, cross .73/.00/.01/.01/.25,
+  throw-in .71/.00/.08/.00/.20, shot .70/.02/.04/.03/.20, header .67/.01/.02/.00/.30,
+  tackle .41/.00/.29/.08/.22, block .54/.07/.18/.05/.16; without a box detection collapses
+  (drive .16, pass .11, header .19 in live play; .16, .08, .36 in replays) -- TAAD almost never finds an
+  event whose actor has no box.
+* ``jitter_hist``: mean +0.4 frames, sd 8.3; 56 % within +-3 frames, 93 % within +-12 (the rest is the
+  official-FN tail out to +-50).
+* ``class_confusion``: wrong-class detections are mostly pass -> drive / cross / shot / header and
+  drive -> header / cross (see the JSON).
+* ``ghost_rate`` per event (drive .. block): .45 .92 1.09 .29 1.39 1.46 .77 .63; ``ghost_same_team`` .42;
+  ``ghost_neighbour_player`` .27; ``ghost_offset_hist`` within +-25 frames (median |offset| 7).
+* ``random_rate_per_min`` per free minute (drive .. block): 4.47 1.44 .30 .43 .13 1.12 .84 .54.
+* ``dup_rate`` per emitted detection (drive .. block): .225 .065 .065 .183 .016 .019 .084 .024; duplicates
+  sit 26..75 frames from their parent (median 40: just outside TAAD's NMS window).
+* ``score_quantiles`` medians (pooled): detected .79 (IQR .64-.91), wrong .59, duplicate .56, ghost .56,
+  random .58 -- true detections score higher, but the distributions overlap widely.
+
+Sanity check (``python recipes/fit_corruption.py --check-seeds 10``): corrupting the real ground truth of
+games 18/24 and scoring it gives micro F1 0.424 +- 0.004 and macro F1 0.252 +- 0.010 over 10 seeds (real
+TAAD file: 0.4125 and 0.2498); per class, precision and recall are within 0.03 of the real file except
+throw-in recall (0.41 vs 0.46), tackle and block recall (+0.06; 13 and 51 events).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import zlib
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from fpspot.data.footpass import PlayByPlay, load_playbyplay
+from fpspot.eval.metric import match_half
+from fpspot.schema import FPS, NUM_ACTIONS, GTEvent, Prediction
+from fpspot.utils.atomic import atomic_open
+
+OUTCOMES: tuple[str, ...] = ("detected", "wrong_jersey", "wrong_class", "wrong_team", "missed")
+BUCKETS: tuple[str, ...] = ("box", "nobox", "replay")
+SCORE_KINDS: tuple[str, ...] = ("detected", "wrong", "duplicate", "ghost", "random")
+PREDICTION_KINDS: tuple[str, ...] = ("detected", "wrong_jersey", "wrong_class", "wrong_team", "duplicate",
+                                     "ghost", "random")
+QUANTILE_LEVELS = np.linspace(0.0, 1.0, 21)
+NEIGHBOUR_FRAMES = 75  # a "neighbour" player acts within +-75 frames (3 s) of the event
+PARAMS_FORMAT = "fpspot-corruption/1"
+DEFAULT_PARAMS = "corruption_taad.json"
+
+def bucket_of(event: Sequence) -> str:
+    """Visibility bucket of a ground-truth event: ``replay`` | ``box`` | ``nobox``."""
+    if event[5]:
+        return "replay"
+    return "box" if event[4] else "nobox"
+
+
+@dataclass
+class CorruptionParams:
+    """Every parameter of the corruption model (see the module docstring for their meaning).
+
+    Class-indexed lists have 9 entries (index = class id, entry 0 unused); confusion matrices are 9 x 9
+    rows of probabilities (row = ground-truth class, column = emitted class). Histograms are
+    ``{"offsets": [...], "probs": [...]}``.
+    """
+
+    outcome: dict[str, dict[str, list[float]]]  # class id (str) -> bucket -> probs over OUTCOMES
+    jitter_hist: dict[str, list]
+    class_confusion: list[list[float]]
+    ghost_rate: list[float]
+    ghost_offset_hist: dict[str, list]
+    ghost_confusion: list[list[float]]
+    ghost_same_team: float
+    ghost_neighbour_player: float
+    random_rate_per_min: list[float]
+    dup_rate: list[float]
+    dup_offset_hist: dict[str, list]
+    score_quantiles: dict[str, dict[str, list[float]]]  # kind -> class id (str) | "all" -> 21 quantiles
+    match_window: int = 12
+    jitter_window: int = 50
+    ghost_window: int = 25
+    dup_window: int = 75
+    source: dict = field(default_factory=dict)
+    format: str = PARAMS_FORMAT
+
+    # ------------------------------------------------------------------------------------------- io
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, obj: Mapping, path: str | None = None) -> "CorruptionParams":
+        where = f"corruption parameters {path!r}" if path else "corruption parameters"
+        if not isinstance(obj, Mapping):
+            raise ValueError(f"{where}: top level must be an object")
+        if obj.get("format") != PARAMS_FORMAT:
+            raise ValueError(f"{where}: key 'format' must be {PARAMS_FORMAT!r}, got {obj.get('format')!r}")
+        names = {f for f in cls.__dataclass_fields__}
+        unknown = set(obj) - names
+        if unknown:
+            raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}")
+        try:
+            params = cls(**dict(obj))
+        except TypeError as err:
+            raise ValueError(f"{where}: {err}") from None
+        params.validate(where)
+        return params
+
+    def validate(self, where: str = "corruption parameters") -> None:
+        """Raise ``ValueError`` naming the key when a parameter has the wrong shape or range."""
+        for c in range(1, NUM_ACTIONS + 1):
+            for b in BUCKETS:
+                probs = self.outcome.get(str(c), {}).get(b)
+                if probs is None or len(probs) != len(OUTCOMES) or abs(sum(probs) - 1) > 1e-6 or min(probs) < 0:
+                    raise ValueError(f"{where}: key 'outcome[{c}][{b}]' must be {len(OUTCOMES)} probabilities")
+        for name in ("ghost_rate", "random_rate_per_min", "dup_rate"):
+            values = getattr(self, name)
+            if len(values) != NUM_ACTIONS + 1 or min(values) < 0:
+                raise ValueError(f"{where}: key {name!r} must be 9 non-negative rates (index = class id)")
+        for name in ("class_confusion", "ghost_confusion"):
+            rows = getattr(self, name)
+            if len(rows) != NUM_ACTIONS + 1 or any(len(r) != NUM_ACTIONS + 1 for r in rows):
+                raise ValueError(f"{where}: key {name!r} must be a 9 x 9 matrix")
+        for name in ("jitter_hist", "ghost_offset_hist", "dup_offset_hist"):
+            hist = getattr(self, name)
+            if len(hist.get("offsets", [])) != len(hist.get("probs", [])) or not hist["offsets"]:
+                raise ValueError(f"{where}: key {name!r} needs equal-length non-empty 'offsets' and 'probs'")
+        for kind in SCORE_KINDS:
+            table = self.score_quantiles.get(kind, {})
+            if "all" not in table or any(len(q) != len(QUANTILE_LEVELS) for q in table.values()):
+                raise ValueError(f"{where}: key 'score_quantiles[{kind}]' needs 'all' and 21 quantiles per entry")
+
+    def save(self, path: str | Path) -> Path:
+        with atomic_open(path) as handle:
+            json.dump(self.to_json(), handle, indent=1)
+            handle.write("\n")
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> "CorruptionParams":
+        """Read parameters from ``path`` (default: the packaged TAAD fit)."""
+        if path is None:
+            text = resources.files("fpspot.data").joinpath(DEFAULT_PARAMS).read_text(encoding="utf-8")
+            path = DEFAULT_PARAMS
+        else:
+            try:
+                text = Path(path).read_text(encoding="utf-8")
+            except FileNotFoundError:
+                raise ValueError(f"corruption parameters {str(path)!r}: no such file") from None
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"corruption parameters {str(path)!r}: not valid JSON ({err.msg})") from None
+        return cls.from_json(obj, str(path))
+
+    # ------------------------------------------------------------------------------------ summaries
+    def summary(self) -> dict[str, float]:
+        """Headline figures: outcome probabilities pooled with the fitting exposure, mean rates."""
+        src = self.source
+        return {
+            "detected_frac": src.get("counts", {}).get("detected", 0) / max(src.get("num_gt", 1), 1),
+            "ghost_rate_mean": src.get("counts", {}).get("ghost", 0) / max(src.get("num_gt", 1), 1),
+            "random_per_min": src.get("counts", {}).get("random", 0) / max(src.get("free_minutes", 1), 1e-9),
+            "dup_per_pred": src.get("counts", {}).get("duplicate", 0) / max(src.get("num_pred", 1), 1),
+        }
+
+
+# ================================================================================================ fitting
+
+
+@dataclass
+class HalfLabels:
+    """Per-prediction labels of one half (from :func:`label_predictions`).
+
+    ``kinds[i]``: one of :data:`PREDICTION_KINDS`; ``gt_index[i]``: the claimed / nearest ground-truth
+    event (-1 when none); ``offset[i]``: ``pred frame - reference frame`` (ground-truth event, or parent
+    prediction for duplicates); ``outcome[j]``: outcome of ground-truth event ``j`` (:data:`OUTCOMES`).
+    """
+
+    predictions: list
+    kinds: list[str]
+    gt_index: list[int]
+    offset: list[int]
+    outcome: list[str]
+
+
+def _scored_order(predictions: Sequence, threshold: float) -> list[int]:
+    """Indices of predictions the matcher scores, in its order (descending score, stable)."""
+    kept = [i for i, p in enumerate(predictions) if p[4] >= threshold and 1 <= p[3] <= NUM_ACTIONS]
+    return sorted(kept, key=lambda i: -predictions[i][4])
+
+
+def label_predictions(gt_events: Sequence, predictions: Sequence, *, delta: int = 12, threshold: float = 0.15,
+                      jitter_window: int = 50, ghost_window: int = 25, dup_window: int = 75) -> HalfLabels:
+    """Label each scored prediction of one half with its error kind (see the module docstring).
+
+    The official matcher (:func:`fpspot.eval.metric.match_half`) decides the ``detected`` core; the
+    looser rules only label what it leaves unmatched.
+    """
+    order = _scored_order(predictions, threshold)
+    match = match_half(gt_events, predictions, delta, threshold)
+    tp = {order[n] for n in np.flatnonzero(match.pred_tp)}
+    gt_frames = np.asarray([e[0] for e in gt_events], dtype=np.int64)
+    claimed = match.gt_matched.copy()
+    kinds: dict[int, str] = {}
+    gt_index: dict[int, int] = {}
+    offset: dict[int, int] = {}
+
+    # pair official TPs with their events: within a (team, shirt, class) group the matched events and the TP
+    # predictions have the same count; pairing them in frame order gives the offsets.
+    tp_by_group: dict[tuple, list[int]] = defaultdict(list)
+    gt_by_group: dict[tuple, list[int]] = defaultdict(list)
+    for i in tp:
+        tp_by_group[tuple(predictions[i][1:4])].append(i)
+    for j in np.flatnonzero(match.gt_matched):
+        gt_by_group[tuple(gt_events[j][1:4])].append(int(j))
+    for group, preds in tp_by_group.items():
+        preds.sort(key=lambda i: predictions[i][0])
+        events = sorted(gt_by_group[group], key=lambda j: gt_events[j][0])
+        for i, j in zip(preds, events, strict=True):
+            kinds[i], gt_index[i], offset[i] = "detected", j, int(predictions[i][0] - gt_events[j][0])
+    outcome = ["detected" if m else "missed" for m in match.gt_matched]
+
+    def nearest_unclaimed(frame: int, window: int, accept) -> int:
+        near = np.flatnonzero((np.abs(gt_frames - frame) <= window) & ~claimed)
+        near = [int(j) for j in near if accept(gt_events[j])]
+        return min(near, key=lambda j: (abs(gt_frames[j] - frame), j)) if near else -1
+
+    rules = (
+        ("detected", jitter_window, lambda p, e: e[1] == p[1] and e[2] == p[2] and e[3] == p[3]),
+        ("wrong_jersey", delta, lambda p, e: e[1] == p[1] and e[2] != p[2] and e[3] == p[3]),
+        ("wrong_class", delta, lambda p, e: e[1] == p[1] and e[2] == p[2] and e[3] != p[3]),
+        ("wrong_team", delta, lambda p, e: e[1] != p[1] and e[3] == p[3]),
+    )
+    seen_by_group: dict[tuple, list[int]] = defaultdict(list)  # higher-scored predictions per player/class
+    for i in order:
+        p = predictions[i]
+        group = tuple(p[1:4])
+        if i not in kinds:
+            for kind, window, accept in rules:
+                j = nearest_unclaimed(p[0], window, lambda e: accept(p, e))
+                if j >= 0:
+                    claimed[j] = True
+                    kinds[i], gt_index[i], offset[i] = kind, j, int(p[0] - gt_events[j][0])
+                    outcome[j] = kind
+                    break
+        if i not in kinds:
+            parents = [q for q in seen_by_group[group] if abs(predictions[q][0] - p[0]) <= dup_window]
+            if parents:
+                q = min(parents, key=lambda q: abs(predictions[q][0] - p[0]))
+                kinds[i], gt_index[i], offset[i] = "duplicate", q, int(p[0] - predictions[q][0])
+            elif gt_frames.size and np.abs(gt_frames - p[0]).min() <= ghost_window:
+                j = int(np.argmin(np.abs(gt_frames - p[0])))
+                kinds[i], gt_index[i], offset[i] = "ghost", j, int(p[0] - gt_frames[j])
+            else:
+                kinds[i], gt_index[i], offset[i] = "random", -1, 0
+        seen_by_group[group].append(i)
+    return HalfLabels([predictions[i] for i in order], [kinds[i] for i in order], [gt_index[i] for i in order],
+                      [offset[i] for i in order], outcome)
+
+
+def _hist(values: Sequence[int], lo: int, hi: int, smooth: float = 0.0) -> dict[str, list]:
+    offsets = list(range(lo, hi + 1))
+    counts = np.zeros(len(offsets))
+    for v in values:
+        if lo <= v <= hi:
+            counts[v - lo] += 1
+    counts += smooth
+    if counts.sum() == 0:
+        counts[:] = 1
+    return {"offsets": offsets, "probs": [float(x) for x in counts / counts.sum()]}
+
+
+def _quantiles(values: Sequence[float]) -> list[float]:
+    return [float(q) for q in np.quantile(np.asarray(values, dtype=np.float64), QUANTILE_LEVELS)]
+
+
+def _free_mask(frames: np.ndarray, span: tuple[int, int], window: int) -> np.ndarray:
+    """``(span length,)`` bool: frames of ``span`` farther than ``window`` from every event frame."""
+    free = np.ones(span[1] - span[0] + 1, dtype=bool)
+    for f in frames:
+        free[max(f - window - span[0], 0):max(f + window + 1 - span[0], 0)] = False
+    return free
+
+
+def _free_minutes(gt_events: Sequence, window: int) -> float:
+    """Minutes of the half's span (first to last event) farther than ``window`` frames from any event."""
+    if not gt_events:
+        return 0.0
+    frames = np.asarray([e[0] for e in gt_events], dtype=np.int64)
+    return float(_free_mask(frames, (int(frames.min()), int(frames.max())), window).sum()) / FPS / 60.0
+
+
+def fit_corruption(gt: PlayByPlay | Mapping | str, pred: PlayByPlay | Mapping | str, *, delta: int = 12,
+                   threshold: float = 0.15, jitter_window: int = 50, ghost_window: int = 25, dup_window: int = 75,
+                   shrinkage: float = 10.0, min_score_samples: int = 30, calibrate_iters: int = 2,
+                   calibrate_seeds: int = 4) -> CorruptionParams:
+    """Fit :class:`CorruptionParams` from predictions against the ground truth of the same halves.
+
+    gt, pred: paths, loaded JSON objects or :class:`PlayByPlay`. Only halves present in both are used.
+    The raw estimates are then refined by :func:`calibrate_corruption` (``calibrate_iters`` rounds).
+    """
+    gt, pred = load_playbyplay(gt, "gt"), load_playbyplay(pred, "pred")
+    keys = [k for k in gt.keys if k in set(pred.keys)]
+    if not keys:
+        raise ValueError("fit_corruption: ground truth and predictions share no half key")
+    C = NUM_ACTIONS + 1
+    outcome_counts = np.zeros((C, len(BUCKETS), len(OUTCOMES)))
+    confusion = np.zeros((C, C))
+    ghost_confusion = np.zeros((C, C))
+    gt_per_class = np.zeros(C)
+    ghost_per_class = np.zeros(C)
+    random_per_class = np.zeros(C)
+    dup_per_class = np.zeros(C)
+    parent_per_class = np.zeros(C)
+    jitters, ghost_offsets, dup_offsets = [], [], []
+    ghost_same_team = ghost_neighbour = 0
+    scores: dict[str, dict[int, list[float]]] = {k: defaultdict(list) for k in SCORE_KINDS}
+    counts: Counter = Counter()
+    minutes = 0.0
+    for key in keys:
+        events, preds = gt.events[key], pred.events[key]
+        labels = label_predictions(events, preds, delta=delta, threshold=threshold, jitter_window=jitter_window,
+                                   ghost_window=ghost_window, dup_window=dup_window)
+        minutes += _free_minutes(events, ghost_window)
+        for e, out in zip(events, labels.outcome):
+            outcome_counts[e[3], BUCKETS.index(bucket_of(e)), OUTCOMES.index(out)] += 1
+            gt_per_class[e[3]] += 1
+        for p, kind, j, off in zip(labels.predictions, labels.kinds, labels.gt_index, labels.offset):
+            counts[kind] += 1
+            cls = p[3]
+            score_kind = "wrong" if kind.startswith("wrong") else kind
+            scores[score_kind][cls].append(p[4])
+            if kind == "duplicate":
+                dup_per_class[cls] += 1
+                dup_offsets.append(abs(off))
+                continue
+            parent_per_class[cls] += 1
+            if kind in ("detected", "wrong_jersey", "wrong_class", "wrong_team"):
+                jitters.append(off)
+                if kind == "wrong_class":
+                    confusion[events[j][3], cls] += 1
+            elif kind == "ghost":
+                e = events[j]
+                ghost_per_class[e[3]] += 1
+                ghost_confusion[e[3], cls] += 1
+                ghost_offsets.append(off)
+                ghost_same_team += int(p[1] == e[1])
+                ghost_neighbour += int(any(abs(x[0] - p[0]) <= NEIGHBOUR_FRAMES and x[1] == p[1] and x[2] == p[2]
+                                           for x in events))
+            else:
+                random_per_class[cls] += 1
+    counts["num_gt"] = int(gt_per_class.sum())
+
+    # outcome probabilities, shrunk cell -> class -> global
+    global_p = outcome_counts.sum(axis=(0, 1)) / max(outcome_counts.sum(), 1)
+    outcome: dict[str, dict[str, list[float]]] = {}
+    for c in range(1, C):
+        cls_counts = outcome_counts[c].sum(axis=0)
+        cls_p = (cls_counts + shrinkage * global_p) / (cls_counts.sum() + shrinkage)
+        outcome[str(c)] = {}
+        for b, name in enumerate(BUCKETS):
+            cell = outcome_counts[c, b]
+            p = (cell + shrinkage * cls_p) / (cell.sum() + shrinkage)
+            outcome[str(c)][name] = [float(x) for x in p / p.sum()]
+
+    def rows(matrix: np.ndarray, diagonal: bool) -> list[list[float]]:
+        out = [[0.0] * C]
+        for c in range(1, C):
+            row = matrix[c].copy()
+            row[1:] += 0.5
+            row[0] = 0.0
+            if not diagonal:
+                row[c] = 0.0
+            out.append([float(x) for x in row / row.sum()])
+        return out
+
+    pooled = {k: [s for v in scores[k].values() for s in v] for k in SCORE_KINDS}
+    score_quantiles: dict[str, dict[str, list[float]]] = {}
+    for kind in SCORE_KINDS:
+        all_scores = pooled[kind] or [s for v in pooled.values() for s in v] or [threshold]
+        table = {"all": _quantiles(all_scores)}
+        for c in range(1, C):
+            if len(scores[kind][c]) >= min_score_samples:
+                table[str(c)] = _quantiles(scores[kind][c])
+        score_quantiles[kind] = table
+
+    num_ghosts = max(int(ghost_per_class.sum()), 1)
+    params = CorruptionParams(
+        outcome=outcome,
+        jitter_hist=_hist(jitters, -jitter_window, jitter_window, smooth=0.0),
+        class_confusion=rows(confusion, diagonal=False),
+        ghost_rate=[0.0] + [float(ghost_per_class[c] / max(gt_per_class[c], 1)) for c in range(1, C)],
+        ghost_offset_hist=_hist(ghost_offsets, -ghost_window, ghost_window),
+        ghost_confusion=rows(ghost_confusion, diagonal=True),
+        ghost_same_team=ghost_same_team / num_ghosts,
+        ghost_neighbour_player=ghost_neighbour / num_ghosts,
+        random_rate_per_min=[0.0] + [float(random_per_class[c] / max(minutes, 1e-9)) for c in range(1, C)],
+        dup_rate=[0.0] + [float(dup_per_class[c] / max(parent_per_class[c], 1)) for c in range(1, C)],
+        dup_offset_hist=_hist(dup_offsets, 1, dup_window),
+        score_quantiles=score_quantiles,
+        match_window=delta,
+        jitter_window=jitter_window,
+        ghost_window=ghost_window,
+        dup_window=dup_window,
+        source={"gt": gt.source, "pred": pred.source, "keys": keys, "num_gt": counts["num_gt"],
+                "num_pred": int(sum(counts[k] for k in PREDICTION_KINDS)), "free_minutes": minutes,
+                "counts": {k: int(counts[k]) for k in PREDICTION_KINDS}, "delta": delta, "threshold": threshold,
+                "shrinkage": shrinkage, "min_score_samples": min_score_samples,
+                "per_class": {"outcome": outcome_counts.sum(axis=1).astype(int).tolist(),
+                              "ghost": ghost_per_class.astype(int).tolist(),
+                              "random": random_per_class.astype(int).tolist(),
+                              "duplicate": dup_per_class.astype(int).tolist()}},
+    )
+    if calibrate_iters:
+        params = calibrate_corruption(params, gt.subset(keys), iters=calibrate_iters, seeds=calibrate_seeds)
+    return params
+
+
+def calibrate_corruption(params: CorruptionParams, gt: PlayByPlay, *, iters: int = 2,
+                         seeds: int = 4) -> CorruptionParams:
+    """Rescale the rates so that corrupting ``gt`` and labelling the result gives the fitted label counts.
+
+    Labelling is ambiguous (a ghost that lands on a missed event's player and class is labelled
+    ``detected``), so the raw outcome probabilities over-produce the labelled detections (recall comes out
+    ~0.03 too high). Each iteration corrupts ``gt`` with ``seeds`` seeds, labels the output with
+    :func:`fit_corruption` (uncalibrated) and multiplies, per class, the four non-missed outcome
+    probabilities by ``target count / simulated count`` (the rest goes to ``missed``). The false-positive
+    rates are left as fitted: the number of predictions per class already comes out right.
+    """
+    target = params.source["per_class"]
+    for it in range(iters):
+        sims = [fit_corruption(gt, corrupt_playbyplay(gt, params, seed=10_000 * (it + 1) + s),
+                               calibrate_iters=0, delta=params.match_window, threshold=params.source["threshold"],
+                               jitter_window=params.jitter_window, ghost_window=params.ghost_window,
+                               dup_window=params.dup_window).source["per_class"] for s in range(seeds)]
+        mean = {name: np.mean([np.asarray(sim[name], dtype=np.float64) for sim in sims], axis=0) for name in target}
+        tgt = {name: np.asarray(target[name], dtype=np.float64) for name in target}
+
+        def ratio(t, m):
+            return float(t / m) if t > 0 and m > 0 else 1.0
+
+        params = copy.deepcopy(params)
+        for c in range(1, NUM_ACTIONS + 1):
+            r = [ratio(tgt["outcome"][c][o], mean["outcome"][c][o]) for o in range(len(OUTCOMES) - 1)]
+            for b in BUCKETS:
+                probs = np.asarray(params.outcome[str(c)][b][:-1]) * r
+                if probs.sum() > 0.999:
+                    probs *= 0.999 / probs.sum()
+                params.outcome[str(c)][b] = [float(x) for x in probs] + [float(1.0 - probs.sum())]
+    params.source = {**params.source, "calibration": {"iters": iters, "seeds": seeds}}
+    return params
+
+
+# ============================================================================================== sampling
+
+
+def half_seed(seed: int, key: str, *extra: int) -> np.random.Generator:
+    """A generator seeded from ``(seed, *extra, crc32(key))``: stable across processes and runs."""
+    return np.random.default_rng(np.random.SeedSequence([int(seed), *map(int, extra), zlib.crc32(key.encode())]))
+
+
+class _Sampler:
+    """Draws from the fitted distributions with one generator (cached arrays)."""
+
+    def __init__(self, params: CorruptionParams, rng: np.random.Generator):
+        self.params, self.rng = params, rng
+        hist = params.jitter_hist
+        self.jitter = (np.asarray(hist["offsets"]), np.asarray(hist["probs"]))
+        inner = np.abs(self.jitter[0]) <= params.match_window
+        probs = self.jitter[1] * inner
+        self.jitter_inner = (self.jitter[0], probs / probs.sum() if probs.sum() else inner / inner.sum())
+        self.ghost = (np.asarray(params.ghost_offset_hist["offsets"]), np.asarray(params.ghost_offset_hist["probs"]))
+        self.dup = (np.asarray(params.dup_offset_hist["offsets"]), np.asarray(params.dup_offset_hist["probs"]))
+
+    def offset(self, hist: tuple[np.ndarray, np.ndarray]) -> int:
+        return int(self.rng.choice(hist[0], p=hist[1]))
+
+    def score(self, kind: str, cls: int, upper: float = 1.0) -> float:
+        table = self.params.score_quantiles[kind]
+        q = table.get(str(cls), table["all"])
+        value = float(np.interp(self.rng.random(), QUANTILE_LEVELS, q))
+        return float(min(value, upper))
+
+
+def _players(gt_events: Sequence) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Active players of a half per team: ``team -> (shirts, probabilities by number of events)``."""
+    counts: dict[int, Counter] = {0: Counter(), 1: Counter()}
+    for e in gt_events:
+        counts[e[1]][e[2]] += 1
+    out = {}
+    for team, counter in counts.items():
+        shirts = np.asarray(sorted(counter), dtype=np.int64)
+        weights = np.asarray([counter[s] for s in shirts], dtype=np.float64)
+        out[team] = (shirts, weights / weights.sum() if weights.size else weights)
+    return out
+
+
+def _draw_player(rng: np.random.Generator, players: dict, team: int, exclude: int | None = None) -> int | None:
+    shirts, probs = players[team]
+    if exclude is not None:
+        keep = shirts != exclude
+        shirts, probs = shirts[keep], probs[keep]
+    if shirts.size == 0:
+        return None
+    return int(rng.choice(shirts, p=probs / probs.sum()))
+
+
+def corrupt_half(gt_events: Sequence, params: CorruptionParams, rng: np.random.Generator, *,
+                 players: Mapping[int, Sequence[tuple[int, int]]] | None = None,
+                 span: tuple[int, int] | None = None, return_kinds: bool = False):
+    """Corrupt one half's ground truth into spotter-like predictions.
+
+    gt_events: ``(frame, team, shirt, class, bbox, replay)`` records. players: optional active players
+    ``{team: [(shirt, weight), ...]}`` (default: from ``gt_events``). span: ``(first, last)`` frame range
+    where random false positives fall (default: first to last event). Returns a list of
+    :class:`Prediction` sorted by frame (and, with ``return_kinds``, the list of their generative kinds).
+    """
+    s = _Sampler(params, rng)
+    if players is None:
+        active = _players(gt_events)
+    else:
+        active = {}
+        for team in (0, 1):
+            pairs = list(players.get(team, []))
+            shirts = np.asarray([p[0] for p in pairs], dtype=np.int64)
+            w = np.asarray([p[1] for p in pairs], dtype=np.float64)
+            active[team] = (shirts, w / w.sum() if w.size else w)
+    events = sorted((GTEvent(*map(int, e[:6])) for e in gt_events), key=lambda e: e.frame)
+    frames = np.asarray([e.frame for e in events], dtype=np.int64)
+    out: list[tuple[Prediction, str]] = []
+
+    def emit(frame, team, shirt, cls, kind, score_kind, upper=1.0):
+        if frame < 0 or shirt is None:
+            return
+        out.append((Prediction(int(frame), int(team), int(shirt), int(cls), s.score(score_kind, cls, upper)), kind))
+
+    outcome_names = np.asarray(OUTCOMES)
+    for e in events:
+        probs = params.outcome[str(e.cls)][bucket_of(e)]
+        outcome = str(outcome_names[rng.choice(len(OUTCOMES), p=probs)])
+        if outcome == "detected":
+            emit(e.frame + s.offset(s.jitter), e.team, e.shirt, e.cls, "detected", "detected")
+        elif outcome == "wrong_jersey":
+            emit(e.frame + s.offset(s.jitter_inner), e.team, _draw_player(rng, active, e.team, e.shirt), e.cls,
+                 "wrong_jersey", "wrong")
+        elif outcome == "wrong_team":
+            emit(e.frame + s.offset(s.jitter_inner), 1 - e.team, _draw_player(rng, active, 1 - e.team), e.cls,
+                 "wrong_team", "wrong")
+        elif outcome == "wrong_class":
+            cls = int(rng.choice(NUM_ACTIONS + 1, p=params.class_confusion[e.cls]))
+            emit(e.frame + s.offset(s.jitter_inner), e.team, e.shirt, cls, "wrong_class", "wrong")
+    for e in events:
+        for _ in range(rng.poisson(params.ghost_rate[e.cls])):
+            frame = e.frame + s.offset(s.ghost)
+            cls = int(rng.choice(NUM_ACTIONS + 1, p=params.ghost_confusion[e.cls]))
+            team = e.team if rng.random() < params.ghost_same_team else 1 - e.team
+            shirt = None
+            if rng.random() < params.ghost_neighbour_player:
+                lo, hi = np.searchsorted(frames, [frame - NEIGHBOUR_FRAMES, frame + NEIGHBOUR_FRAMES + 1])
+                near = sorted({events[j].shirt for j in range(lo, hi) if events[j].team == team})
+                if near:
+                    shirt = int(rng.choice(near))
+            if shirt is None:
+                shirt = _draw_player(rng, active, team)
+            emit(frame, team, shirt, cls, "ghost", "ghost")
+    if span is None and events:
+        span = (events[0].frame, events[-1].frame)
+    if span is not None:
+        free = np.flatnonzero(_free_mask(frames, span, params.ghost_window)) + span[0]
+        minutes = free.size / FPS / 60.0
+        for cls in range(1, NUM_ACTIONS + 1):
+            for _ in range(rng.poisson(params.random_rate_per_min[cls] * minutes)):
+                team = int(rng.integers(2))
+                emit(int(rng.choice(free)), team, _draw_player(rng, active, team), cls, "random", "random")
+    parents = list(out)
+    for pred, _kind in parents:
+        for _ in range(rng.poisson(params.dup_rate[pred.cls])):
+            sign = 1 if rng.random() < 0.5 else -1
+            emit(pred.frame + sign * s.offset(s.dup), pred.team, pred.shirt, pred.cls, "duplicate", "duplicate",
+                 upper=pred.score)
+    out.sort(key=lambda item: (item[0].frame, -item[0].score))
+    preds = [p for p, _ in out]
+    return (preds, [k for _, k in out]) if return_kinds else preds
+
+
+def corrupt_playbyplay(gt: PlayByPlay | Mapping | str, params: CorruptionParams | None = None,
+                       seed: int = 0) -> PlayByPlay:
+    """Corrupt every half of a ground-truth file; half ``key`` uses :func:`half_seed` ``(seed, key)``."""
+    gt = load_playbyplay(gt, "gt")
+    params = params or CorruptionParams.load()
+    events: dict[str, list] = {k: corrupt_half(gt.events[k], params, half_seed(seed, k)) for k in gt.keys}
+    return PlayByPlay("pred", list(gt.keys), events)
+
+
+__all__ = [
+    "BUCKETS", "OUTCOMES", "PREDICTION_KINDS", "SCORE_KINDS", "CorruptionParams", "HalfLabels", "bucket_of",
+    "corrupt_half", "corrupt_playbyplay", "fit_corruption", "half_seed", "label_predictions",
+]

@@ -1,0 +1,71 @@
+"""Fit the corruption model of the event-sequence DST and write ``fpspot/data/corruption_taad.json``.
+
+    python recipes/fit_corruption.py                                   # the packaged TAAD fit
+    python recipes/fit_corruption.py --gt GT.json --pred PRED.json --out params.json --check-seeds 5
+
+With ``--check-seeds N`` it also corrupts the ground truth N times with the fitted parameters and prints
+the official micro / macro F1 of the corrupted files next to those of the real predictions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from fpspot.data.corrupt import CorruptionParams, corrupt_playbyplay, fit_corruption
+from fpspot.data.footpass import read_playbyplay
+from fpspot.eval import evaluate
+
+REPO = Path(__file__).resolve().parents[1]
+FOOTPASS = REPO.parent / "shared" / "data" / "footpass"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--gt", type=Path, default=FOOTPASS / "playbyplay_val_g18_g24.json")
+    parser.add_argument("--pred", type=Path, default=FOOTPASS / "playbyplay_TAAD_val_g18_g24.json")
+    parser.add_argument("--out", type=Path, default=REPO / "fpspot" / "data" / "corruption_taad.json")
+    parser.add_argument("--calibrate-iters", type=int, default=2)
+    parser.add_argument("--check-seeds", type=int, default=5, help="corrupt the GT this many times and score it")
+    parser.add_argument("--json", type=Path, default=None, help="write the check figures here")
+    args = parser.parse_args(argv)
+
+    gt, pred = read_playbyplay(args.gt, "gt"), read_playbyplay(args.pred, "pred")
+    params = fit_corruption(gt, pred, calibrate_iters=args.calibrate_iters)
+    params.source = {**params.source, "gt": args.gt.name, "pred": args.pred.name}
+    params.save(args.out)
+    CorruptionParams.load(args.out)  # never leave a file we cannot read back
+    print(f"wrote {args.out}: {params.source['counts']}")
+    if args.check_seeds <= 0:
+        return 0
+    real = evaluate(pred, gt)
+    runs = [evaluate(corrupt_playbyplay(gt, params, seed), gt) for seed in range(args.check_seeds)]
+    figures = {
+        "real": {"micro_f1": real.micro_f1, "macro_f1": real.macro_f1},
+        "corrupted": {"micro_f1_mean": float(np.mean([r.micro_f1 for r in runs])),
+                      "micro_f1_std": float(np.std([r.micro_f1 for r in runs])),
+                      "macro_f1_mean": float(np.mean([r.macro_f1 for r in runs])),
+                      "macro_f1_std": float(np.std([r.macro_f1 for r in runs])), "seeds": args.check_seeds},
+        "per_class": {name: {"real_precision": c.precision, "real_recall": c.recall,
+                             "corrupted_precision": float(np.mean([r.per_class[name].precision for r in runs])),
+                             "corrupted_recall": float(np.mean([r.per_class[name].recall for r in runs]))}
+                      for name, c in real.per_class.items()},
+    }
+    c = figures["corrupted"]
+    print(f"real      micro F1 {real.micro_f1:.4f}  macro F1 {real.macro_f1:.4f}")
+    print(f"corrupted micro F1 {c['micro_f1_mean']:.4f} +- {c['micro_f1_std']:.4f}  "
+          f"macro F1 {c['macro_f1_mean']:.4f} +- {c['macro_f1_std']:.4f}  ({args.check_seeds} seeds)")
+    print(f"{'class':10s} {'P real':>7s} {'P corr':>7s} {'R real':>7s} {'R corr':>7s}")
+    for name, row in figures["per_class"].items():
+        print(f"{name:10s} {row['real_precision']:7.3f} {row['corrupted_precision']:7.3f} "
+              f"{row['real_recall']:7.3f} {row['corrupted_recall']:7.3f}")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,103 @@
+"""Event windows of the event-sequence DST: cutting, tokens with player pointers, shards, fresh noise per epoch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fpspot.data.corrupt import CorruptionParams
+from fpspot.data.event_windows import (
+    NUM_INPUT_FEATURES, WindowConfig, WindowCorruptor, collate_windows, cut_windows, read_manifest, window_dataset,
+    write_window_shards,
+)
+from fpspot.data.footpass import read_playbyplay
+
+
+@pytest.fixture(scope="module")
+def gt(footpass_dir):
+    return read_playbyplay(footpass_dir / "playbyplay_val_g18_g24.json", "gt")
+
+
+@pytest.fixture(scope="module")
+def corruptor():
+    return WindowCorruptor(CorruptionParams.load(), seed=5)
+
+
+def test_windows_cover_every_event_with_context(gt):
+    cfg = WindowConfig(length=750, stride=375, margin=125)
+    key = gt.keys[0]
+    windows = cut_windows(key, gt.events[key], cfg)
+    covered = set()
+    for w in windows:
+        start = w["meta"]["start_frame"]
+        rel = w["gt"][:, 0]
+        assert rel.min() >= 1 - cfg.margin and rel.max() <= cfg.length + cfg.margin
+        for row in w["gt"][(rel >= 1) & (rel <= cfg.length)]:
+            covered.add((int(row[0]) + start - 1, *map(int, row[1:])))
+    assert covered == {tuple(e) for e in gt.events[key]}
+
+
+def test_tokens_point_at_players(gt, corruptor):
+    key = gt.keys[1]
+    windows = cut_windows(key, gt.events[key])
+    unknown = total = 0
+    for w in windows[:40]:
+        tok = corruptor(w)
+        n, p = len(tok["in_cls"]), len(tok["players"])
+        assert tok["in_features"].shape == (n, NUM_INPUT_FEATURES)
+        assert np.all((tok["in_frame"] >= 1) & (tok["in_frame"] <= 750)) and np.all(np.diff(tok["in_frame"]) >= 0)
+        # every input player is known; pointers give back (team, jersey)
+        assert np.all(tok["player_known"][tok["in_player"]])
+        known = int(tok["player_known"].sum())
+        assert tok["player_known"].tolist() == [True] * known + [False] * (p - known)
+        targets = w["gt"][(w["gt"][:, 0] >= 1) & (w["gt"][:, 0] <= 750)]
+        assert len(tok["tgt_cls"]) == len(targets)
+        pairs = tok["players"][tok["tgt_player"]]
+        np.testing.assert_array_equal(pairs[:, 0], tok["tgt_team"])
+        assert sorted(zip(tok["tgt_frame"], pairs[:, 0], pairs[:, 1], tok["tgt_cls"])) == sorted(
+            map(tuple, targets[:, :4].tolist()))
+        np.testing.assert_array_equal(tok["tgt_known"], tok["tgt_player"] < known)
+        unknown += int((~tok["tgt_known"]).sum())
+        total += len(targets)
+    assert 0 < unknown < 0.3 * total  # a few targets have no input event of their player
+
+
+def test_noise_depends_on_seed_epoch_and_key(gt):
+    w = cut_windows(gt.keys[0], gt.events[gt.keys[0]])[3]
+    c = WindowCorruptor(seed=1)
+    a = c(w)
+    b = WindowCorruptor(seed=1)(w)
+    np.testing.assert_array_equal(a["in_features"], b["in_features"])
+    c.set_epoch(1)
+    assert not np.array_equal(c(w)["in_features"], a["in_features"])
+    np.testing.assert_array_equal(c(w)["tgt_frame"], a["tgt_frame"])  # targets stay clean
+
+
+def test_windows_round_trip_through_shards(gt, tmp_path, corruptor):
+    keys = gt.keys[:2]
+    manifest = write_window_shards(tmp_path, gt, keys=keys, samples_per_shard=150)
+    assert read_manifest(tmp_path) == manifest
+    expected = [w for k in keys for w in cut_windows(k, gt.events[k])]
+    assert manifest["num_samples"] == len(expected) == sum(s["samples"] for s in manifest["shards"])
+    assert len(manifest["shards"]) == -(-len(expected) // 150)
+    assert sum(manifest["class_counts"]["all"].values()) == sum(len(gt.events[k]) for k in keys)
+    got = list(window_dataset(tmp_path, corruptor))
+    assert [g["meta"]["key"] for g in got] == [w["__key__"] for w in expected]
+    for g, w in zip(got, expected):
+        ref = corruptor(w)  # same seed, epoch and key: same noise after the round trip
+        for name in ("in_features", "in_player", "players", "tgt_cls", "tgt_player", "tgt_frame"):
+            np.testing.assert_array_equal(g[name], ref[name])
+
+
+def test_collate_pads_with_masks(gt, corruptor):
+    windows = cut_windows(gt.keys[2], gt.events[gt.keys[2]])[:4]
+    toks = [corruptor(w) for w in windows]
+    batch = collate_windows(toks)
+    n_max = max(len(t["in_cls"]) for t in toks)
+    assert batch["in_features"].shape == (4, n_max, NUM_INPUT_FEATURES)
+    for b, t in enumerate(toks):
+        assert int(batch["in_mask"][b].sum()) == len(t["in_cls"])
+        assert int(batch["tgt_mask"][b].sum()) == len(t["tgt_cls"])
+        assert int(batch["player_mask"][b].sum()) == len(t["players"])
+        assert (batch["tgt_player"][b][~batch["tgt_mask"][b]] == -1).all()
+    assert batch["in_score"].dtype.is_floating_point and batch["tgt_known"].dtype.is_floating_point is False
