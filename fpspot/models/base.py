@@ -101,9 +101,13 @@ class SpotterModel(nn.Module):
         with atomic_path(directory / WEIGHTS_NAME) as tmp:
             save_file(state, str(tmp), metadata={"model": self.model_name, "format": "pt"})
         with atomic_open(directory / CONFIG_NAME) as handle:
-            json.dump({"model": self.model_name, "config": self.config, "fpspot_version": __version__}, handle,
-                      indent=1, sort_keys=True)
+            json.dump({"model": self.model_name, "config": self.config_to_save(), "fpspot_version": __version__},
+                      handle, indent=1, sort_keys=True)
         return directory
+
+    def config_to_save(self) -> dict[str, Any]:
+        """The config written to ``config.json`` (override to drop construction-only fields)."""
+        return dict(self.config)
 
     def num_parameters(self, trainable_only: bool = False) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
