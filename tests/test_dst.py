@@ -109,8 +109,9 @@ def test_class_weights_weight_the_action_term_only():
         model(batch)
 
 
-def test_padding_frames_do_not_change_outputs():
-    config = _config()
+@pytest.mark.parametrize("frame_head", ["linear", "pointer"])
+def test_padding_frames_do_not_change_outputs(frame_head):
+    config = _config(frame_head=frame_head)
     model = build("dst", **config).eval()
     batch = DST.example_batch(config, batch_size=2)
     pad = batch["frame_index"] < 0
@@ -127,8 +128,9 @@ def test_padding_frames_do_not_change_outputs():
         torch.testing.assert_close(ga[key], gb[key])
 
 
-def test_generate_with_kv_cache_equals_full_recomputation():
-    config = _config(max_events=10)
+@pytest.mark.parametrize("frame_head", ["linear", "pointer"])
+def test_generate_with_kv_cache_equals_full_recomputation(frame_head):
+    config = _config(max_events=10, frame_head=frame_head)
     model = build("dst", **config).eval()
     batch = DST.example_batch(config, batch_size=4, generator=torch.Generator().manual_seed(7))
     # an untrained model rarely emits EOS: all 10 steps run with the cache and without it
@@ -184,9 +186,10 @@ def test_gnn_fused_dst_trains_on_a_tiny_batch():
         assert model.encoder_embedding.dense[name].weight.grad.abs().sum() > 0
 
 
-def test_overfitted_model_decodes_the_targets_exactly(tmp_path):
+@pytest.mark.parametrize("frame_head", ["linear", "pointer"])
+def test_overfitted_model_decodes_the_targets_exactly(tmp_path, frame_head):
     torch.manual_seed(0)
-    config = _config(use_gnn_logits=False, dropout=0.0, d_model=64, dim_feedforward=128)
+    config = _config(use_gnn_logits=False, dropout=0.0, d_model=64, dim_feedforward=128, frame_head=frame_head)
     model = build("dst", **config).train()
     batch = _peaked(DST.example_batch(config, batch_size=6, generator=torch.Generator().manual_seed(2)))
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)

@@ -20,6 +20,13 @@ Decoder: one token per event, ``(action, slot, frame)`` with ``action`` 0..7 = c
 the sum of three embeddings (``action`` 10, ``slot`` 27, ``frame`` T+2) plus the same sinusoidal
 embedding of its frame. Heads: ``action`` (10), ``slot`` (27), ``frame`` (T + 2).
 
+Frame head (``frame_head``): ``"linear"`` is the baseline's ``Linear(d, T + 2)``: the decoder state must
+name an absolute frame number, which the model learns slowly (it has to map "the encoder token that holds
+this event" to a class id over hundreds of frames). ``"pointer"`` scores every encoder frame token against
+the decoder state instead, ``logit[t] = <W_q h, W_k m_t> / sqrt(d)`` for frames ``1..T`` (padding frames
+excluded), plus a learned logit for the two special tokens 0 (SOS) and ``T + 1`` (EOS / after the end): a
+pointer network over the window's own frames, so the frame decision is made where the evidence is.
+
 Training batch (keys of the DST batch contract): ``teamvec``, ``logits``, [``gnn_logits``],
 ``frame_index`` ``(B, T)`` int64 (1..T, -1 padding) and the target sequence ``tgt_action``, ``tgt_slot``,
 ``tgt_frame``, ``tgt_mask`` ``(B, L)`` with SOS first and EOS last; teacher forcing feeds ``[:, :-1]`` and
@@ -64,13 +71,15 @@ class DST(SpotterModel):
     def __init__(self, window: int = 750, d_model: int = 512, nhead: int = 8, num_encoder_layers: int = 6,
                  num_decoder_layers: int = 6, dim_feedforward: int = 2048, dropout: float = 0.1,
                  use_gnn_logits: bool = False, max_events: int = 25, label_smoothing: float = 0.05,
-                 pe_base: float = 1000.0, frame_hw: Any = None):
+                 pe_base: float = 1000.0, frame_head: str = "linear", frame_hw: Any = None):
         super().__init__(window=window, d_model=d_model, nhead=nhead, num_encoder_layers=num_encoder_layers,
                          num_decoder_layers=num_decoder_layers, dim_feedforward=dim_feedforward, dropout=dropout,
                          use_gnn_logits=use_gnn_logits, max_events=max_events, label_smoothing=label_smoothing,
-                         pe_base=pe_base, frame_hw=frame_hw)
+                         pe_base=pe_base, frame_head=frame_head, frame_hw=frame_hw)
         if window < 1:
             raise ValueError(f"window must be positive, got {window}")
+        if frame_head not in ("linear", "pointer"):
+            raise ValueError(f"frame_head must be 'linear' or 'pointer', got {frame_head!r}")
         self.window = int(window)
         self.num_frame_tokens = self.window + 2  # 0 = SOS, 1..T frames, T + 1 = after the end / padding
         dense = {"teamvec": TEAMVEC_CHANNELS * NUM_SLOTS, "logits": NUM_CLASSES * NUM_SLOTS}
@@ -83,7 +92,12 @@ class DST(SpotterModel):
         self.seq2seq = Seq2Seq(d_model, nhead, num_encoder_layers, num_decoder_layers, dim_feedforward, dropout)
         self.action_head = nn.Linear(d_model, NUM_ACTION_TOKENS)
         self.slot_head = nn.Linear(d_model, NUM_SLOT_TOKENS)
-        self.frame_head = nn.Linear(d_model, self.num_frame_tokens)
+        if frame_head == "linear":
+            self.frame_head = nn.Linear(d_model, self.num_frame_tokens)
+        else:
+            self.frame_query = nn.Linear(d_model, d_model)
+            self.frame_key = nn.Linear(d_model, d_model)
+            self.frame_special = nn.Linear(d_model, 2)  # logits of frame tokens 0 and T + 1
 
     # ------------------------------------------------------------------------------------------ hooks
 
@@ -129,9 +143,29 @@ class DST(SpotterModel):
         """Decoder token embeddings ``(B, L, D)`` of ``(B, L)`` int64 action / slot / frame tokens."""
         return self.decoder_embedding({"action": action, "slot": slot, "frame": frame}) + self.positions(frame)
 
-    def heads(self, hidden: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"action_logits": self.action_head(hidden), "slot_logits": self.slot_head(hidden),
-                "frame_logits": self.frame_head(hidden)}
+    def frame_keys(self, memory: torch.Tensor) -> torch.Tensor | None:
+        """Pointer keys ``(B, T, D)`` of the encoder frames (``None`` for the linear frame head)."""
+        return self.frame_key(memory) if self.config["frame_head"] == "pointer" else None
+
+    def heads(self, hidden: torch.Tensor, keys: torch.Tensor | None = None,
+              pad: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """``action_logits (B, L, 10)``, ``slot_logits (B, L, 27)``, ``frame_logits (B, L, T_model + 2)`` of
+        decoder states ``hidden (B, L, D)``; the pointer head needs ``keys`` (:meth:`frame_keys`) and the
+        encoder's ``pad (B, T)`` mask."""
+        out = {"action_logits": self.action_head(hidden), "slot_logits": self.slot_head(hidden)}
+        if self.config["frame_head"] == "linear":
+            out["frame_logits"] = self.frame_head(hidden)
+            return out
+        states = hidden if hidden.dim() == 3 else hidden[:, None]  # (B, D) during decoding
+        b, l, d = states.shape
+        t = keys.shape[1]
+        scores = torch.einsum("bld,btd->blt", self.frame_query(states), keys) / d ** 0.5
+        scores = scores.masked_fill(pad[:, None, :], -1e4)
+        special = self.frame_special(states)
+        beyond = scores.new_full((b, l, self.window - t), -1e4)  # a shorter batch than the model's window
+        frame_logits = torch.cat([special[..., :1], scores, beyond, special[..., 1:]], dim=-1)
+        out["frame_logits"] = frame_logits if hidden.dim() == 3 else frame_logits[:, 0]
+        return out
 
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """With targets: teacher-forced logits ``action_logits (B, L-1, 10)``, ``slot_logits (B, L-1, 27)``,
@@ -144,7 +178,7 @@ class DST(SpotterModel):
         tokens = [batch[k][:, :-1].long().clamp(min=0) for k in ("tgt_action", "tgt_slot", "tgt_frame")]
         hidden = self.seq2seq.decode(self.embed_tokens(*tokens), memory, memory_pad_mask=pad,
                                      tgt_pad_mask=~mask[:, :-1])
-        outputs = self.heads(hidden)
+        outputs = self.heads(hidden, self.frame_keys(memory), pad)
         outputs.update(self.compute_loss(outputs, batch))
         return outputs
 
@@ -194,6 +228,7 @@ class DST(SpotterModel):
         slot = torch.full((b, 1), NEUTRAL_SLOT, dtype=torch.long, device=device)
         frame = torch.zeros((b, 1), dtype=torch.long, device=device)
         cache = self.seq2seq.new_cache(memory, pad) if use_cache else None
+        keys = self.frame_keys(memory)
         history: list[torch.Tensor] = []
         out = {"action": torch.zeros((b, steps), dtype=torch.long, device=device),
                "slot": torch.full((b, steps), -1, dtype=torch.long, device=device),
@@ -209,7 +244,7 @@ class DST(SpotterModel):
             else:
                 history.append(token)
                 hidden = self.seq2seq.decode(torch.cat(history, dim=1), memory, memory_pad_mask=pad)[:, -1]
-            logits = self.heads(hidden)
+            logits = self.heads(hidden, keys, pad)
             probs = logits["action_logits"].float().softmax(dim=-1)
             score, a = probs.max(dim=-1)
             s = logits["slot_logits"].argmax(dim=-1)
