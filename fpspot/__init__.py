@@ -5,7 +5,8 @@ torch-geometric, deepspeed or tensorboard:
 
 * :func:`fpspot.evaluate` - the official FOOTPASS matcher (``fpspot.eval``);
 * :func:`fpspot.load_model` - a model saved with ``save_pretrained`` (``fpspot.models``);
-* :func:`fpspot.infer` - run a model over whole halves (``fpspot.infer``).
+* :func:`fpspot.infer` - run a model over whole halves: the package ``fpspot.infer`` is callable
+  (:func:`fpspot.infer.api.infer`) and its modules import as usual (``fpspot.infer.engine``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ __all__ = ["__version__", "evaluate", "infer", "load_model"]
 
 
 def __getattr__(name: str):
+    if name == "infer":
+        return importlib.import_module("fpspot.infer")
     if name in _LAZY:
         module, attr = _LAZY[name]
         return getattr(importlib.import_module(module), attr)

@@ -111,7 +111,8 @@ def test_predict_halves_writes_logits_and_every_key(tmp_path):
     from fpspot.infer.api import load_logits, predict_halves, write_predictions
     from fpspot.schema import Prediction
 
-    def to_events(logits, jerseys):  # one event per slot at its best action frame
+    def to_events(logits, half):  # one event per slot at its best action frame
+        jerseys = half.jerseys
         probs = np.exp(logits - logits.max(0))
         probs /= probs.sum(0)
         events = []

@@ -118,14 +118,14 @@ def dst_predictions(model: torch.nn.Module, data_dir: str | os.PathLike, split: 
     Under ``accelerate launch`` each process decodes a contiguous share of the halves and the results are
     gathered, so every process returns the same predictions (every key present, in split order).
     """
-    from accelerate import PartialState
     from accelerate.utils import gather_object
 
+    from fpspot.infer.api import process_state
 
     layout = DatasetLayout(data_dir)
     path = layout.tactical(split)
     keys = list(layout.half_keys(split) if keys is None else keys)
-    state = PartialState()
+    state = process_state()  # a bare PartialState() would not see ACCELERATE_USE_CPU
     results = []
     with state.split_between_processes(keys) as mine, TacticalFile(path) as tactical:
         for key in mine:

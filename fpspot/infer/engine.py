@@ -70,39 +70,55 @@ def run_half(
     config: EngineConfig | None = None,
     device: torch.device | str | None = None,
     progress: Callable[[int], None] | None = None,
+    num_classes: int = NUM_CLASSES,
 ) -> np.ndarray:
-    """Per-frame logits of one half: ``(9, 26, last + 1)`` float32, zeros before ``first``.
+    """Per-frame logits of one half: ``(num_classes, 26, last + 1)`` float32, zeros before ``first``.
 
     frames: frames of the half's video, numbered so that ``frames.get(a, b)`` returns frames ``a..b-1``;
     window_inputs(start, length): ``{"rois": (26, L, 4), "masks": (26, L), "nodes": (26, L, 6)}`` arrays.
     Frames after ``last`` inside a window are padding: their masks are forced to 0.
+    num_classes: logit channels the model gives (9; more for models run together, see ``FrameModels``).
+    progress(n): called after every batch with the number of frames of the half newly covered (the calls
+    add up to ``last + 1 - first``), for a frames-per-second display.
     """
     config = config or EngineConfig()
     device = torch.device(device) if device is not None else next(model.parameters()).device
     plan = config.plan(first, last)
-    accumulator = LogitAccumulator(NUM_CLASSES, NUM_SLOTS, first, last)
+    accumulator = LogitAccumulator(num_classes, NUM_SLOTS, first, last)  # zeros before ``first``
     model.eval()
+    done = first  # frames first..done-1 are covered by the windows run so far
     for windows in _batches(plan, config.batch_size):
         batch = _window_batch(windows, frames, window_inputs, last, device)
         with autocast_context(device):
             logits = model(batch)["logits"]
+        if logits.shape != (len(windows), num_classes, NUM_SLOTS, windows[0].length):
+            raise ValueError(f"the model gave logits of shape {tuple(logits.shape)} for {len(windows)} windows of "
+                             f"{windows[0].length} frames; expected (B, {num_classes}, {NUM_SLOTS}, T)")
         logits = logits.float().cpu().numpy()
         for window, window_logits in zip(windows, logits):
             accumulator.add(window, window_logits)
+        covered = max(done, min(max(w.keep_hi for w in windows), last + 1))
         if progress is not None:
-            progress(sum(min(w.keep_hi, last + 1) - w.keep_lo for w in windows))
-    out = np.zeros((NUM_CLASSES, NUM_SLOTS, last + 1), dtype=np.float32)
-    out[..., first:] = accumulator.result()[..., first:]
-    return out
+            progress(covered - done)
+        done = covered
+        del batch, logits  # release this batch before the next one is built (peak memory: one batch)
+    return accumulator.result()
 
 
 def _window_batch(windows: list[Window], frames: FrameBuffer, window_inputs: WindowInputs, last: int,
                   device: torch.device) -> dict[str, torch.Tensor]:
-    """Stack the inputs of a list of windows (all of one length) into a clip batch on ``device``."""
-    videos, rois, masks, nodes = [], [], [], []
-    for w in windows:
+    """Stack the inputs of a list of windows (all of one length) into a clip batch on ``device``.
+
+    The frames are written into one preallocated ``(B, 3, L, H, W)`` uint8 array, window by window.
+    """
+    video = None
+    rois, masks, nodes = [], [], []
+    for i, w in enumerate(windows):
         clip = frames.get(w.start, w.stop)  # (L, H, W, 3)
-        videos.append(rearrange(clip, "t h w c -> c t h w"))
+        if video is None:
+            video = np.empty((len(windows), clip.shape[3], w.length, *clip.shape[1:3]), dtype=np.uint8)
+        video[i] = rearrange(clip, "t h w c -> c t h w")
+        del clip
         inputs = window_inputs(w.start, w.length)
         mask = np.array(inputs["masks"], dtype=np.float32, copy=True)
         mask[:, max(0, last + 1 - w.start):] = 0.0  # padding frames after the end of the half
@@ -110,7 +126,7 @@ def _window_batch(windows: list[Window], frames: FrameBuffer, window_inputs: Win
         masks.append(mask)
         nodes.append(inputs["nodes"])
     return {
-        "video": torch.from_numpy(np.stack(videos)).to(device),
+        "video": torch.from_numpy(video).to(device),
         "rois": torch.from_numpy(np.stack(rois).astype(np.float32)).to(device),
         "masks": torch.from_numpy(np.stack(masks)).to(device),
         "nodes": torch.from_numpy(np.stack(nodes).astype(np.float32)).to(device),
