@@ -38,6 +38,20 @@ def test_nms_equals_spec_loop_on_random_logits(seed, scale, num_frames):
     assert fast and all(p.frame >= 100 for p in fast)
 
 
+def test_candidates_in_chunks_equal_one_pass(monkeypatch):
+    """The softmax over candidate cells runs in bounded chunks: chunk boundaries change nothing."""
+    import fpspot.post.peaks as peaks
+
+    rng = np.random.default_rng(11)
+    logits = rng.normal(size=(9, 26, 700)) * 2.0  # most cells are candidates
+    jerseys = _jerseys(rng, 700)
+    one_pass = logits_to_events(logits, jerseys)
+    monkeypatch.setattr(peaks, "_CHUNK", 1000)
+    assert (26 * 700) // 1000 > 5  # several chunks, the last one partial
+    _same(logits_to_events(logits, jerseys), one_pass)
+    _same(one_pass, logits_to_events_reference(logits, jerseys))
+
+
 @pytest.mark.parametrize("window", [0, 3, 25, 60])
 def test_nms_equals_spec_loop_with_ties_and_windows(window):
     rng = np.random.default_rng(7)

@@ -184,9 +184,11 @@ class HalfRows:
 
     def __init__(self, rows: np.ndarray, key: str = "half"):
         rows = np.asarray(rows)
-        order = np.argsort(rows[:, Col.FRAME], kind="stable")
+        frames = rows[:, Col.FRAME]
+        if frames.size > 1 and not np.all(frames[1:] >= frames[:-1]):  # FOOTPASS files are sorted: no copy then
+            rows = rows[np.argsort(frames, kind="stable")]
         self.key = key
-        self.rows = rows[order]
+        self.rows = rows
         self.frames = self.rows[:, Col.FRAME].astype(np.int64)
         self.first = int(self.frames[0]) if len(self.frames) else 0
         self.last = int(self.frames[-1]) if len(self.frames) else -1

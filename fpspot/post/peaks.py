@@ -73,6 +73,9 @@ def class_probability_segment(x: np.ndarray, cls: int, slot: int, start: int, st
     return e[cls] / e.sum(axis=0)
 
 
+_CHUNK = 1 << 18  # candidate cells per softmax chunk (9 x 2^18 float64 = 19 MB)
+
+
 def _action_candidates(logits) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     """The (slot, frame) cells whose argmax class is an action: ``(slot, frame, cls, score, T)``.
 
@@ -86,10 +89,14 @@ def _action_candidates(logits) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     # Reduction over the leading axis = elementwise maxima of contiguous planes (fast, unlike argmax).
     cells = np.flatnonzero(x[0] < x[1:].max(axis=0))
     slot, frame = np.divmod(cells, num_frames)
-    cols = np.take(x.reshape(NUM_CLASSES, -1), cells, axis=1).astype(np.float64)  # (9, n)
-    cls = cols.argmax(axis=0)
-    e = np.exp(cols - cols.max(axis=0, keepdims=True))
-    score = (e / e.sum(axis=0, keepdims=True)).max(axis=0)
+    flat = x.reshape(NUM_CLASSES, -1)
+    cls = np.empty(cells.size, dtype=np.int64)
+    score = np.empty(cells.size, dtype=np.float64)
+    for lo in range(0, cells.size, _CHUNK):  # bounded float64 temporaries however many candidates there are
+        cols = np.take(flat, cells[lo:lo + _CHUNK], axis=1).astype(np.float64)  # (9, chunk)
+        cls[lo:lo + _CHUNK] = cols.argmax(axis=0)
+        e = np.exp(cols - cols.max(axis=0, keepdims=True))
+        score[lo:lo + _CHUNK] = (e / e.sum(axis=0, keepdims=True)).max(axis=0)
     return slot, frame, cls, score, num_frames
 
 
