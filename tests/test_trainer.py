@@ -57,14 +57,15 @@ def fresh_accelerate_state():
 
 
 def _fit(run_dir: Path, *, on_step_end=None, nan_at=None, model_seed: int = 0, num_samples: int = 44,
-         **train):
+         source_cls=None, **train):
     """Train a fresh TinySpotter (init from ``model_seed``) on in-memory clips -> (trainer, result)."""
     _reset_accelerate()
     config = TrainConfig(**{**BASE, "run_dir": str(run_dir), **train})
     torch.manual_seed(model_seed)
     model = TinySpotter()
     val = make_clips(18, seed=99)
-    trainer = Trainer(model, config, ClipSource(num_samples, config.batch_size, seed=0, nan_at=nan_at),
+    source = (source_cls or ClipSource)(num_samples, config.batch_size, seed=0, nan_at=nan_at)
+    trainer = Trainer(model, config, source,
                       evaluate=lambda m: {"val_loss": validation_loss(m, val), "f1": {"pass": 0.5}},
                       class_weights=compute_class_weights("baseline"), on_step_end=on_step_end)
     return trainer, trainer.fit()
@@ -227,6 +228,35 @@ def test_resume_after_kill_matches_uninterrupted_run(reference_run, tmp_path):
         max((state[k].float() - ref_state[k].float()).abs().max().item() for k in ref_state)
     assert result.best_score == ref_result.best_score
     assert [h["step"] for h in result.history] == [6, 12]  # the history survived the restart
+
+
+class StartBatchSource(ClipSource):
+    """A source that, like fpspot's loaders, can start an epoch after ``start_batch`` batches."""
+
+    calls: list[tuple[int, int]] = []
+
+    def __call__(self, epoch: int, start_batch: int = 0):
+        StartBatchSource.calls.append((epoch, start_batch))
+        return list(super().__call__(epoch))[start_batch:]
+
+
+def test_resume_passes_start_batch_to_loaders_that_take_it(reference_run, tmp_path):
+    ref_state = reference_run[2]
+    run_dir = tmp_path / "run"
+
+    def kill_at_step_9(trainer):
+        if trainer.global_step == 9:
+            raise KeyboardInterrupt("simulated kill after step 9")
+
+    with pytest.raises(KeyboardInterrupt):
+        _fit(run_dir, on_step_end=kill_at_step_9, source_cls=StartBatchSource)
+    StartBatchSource.calls = []
+    trainer, result = _fit(run_dir, model_seed=123, source_cls=StartBatchSource)
+    resumed_epoch, start = StartBatchSource.calls[0]
+    assert resumed_epoch == 1 and start > 0  # mid-epoch 2: the consumed batches were not asked for again
+    assert result.global_step == 12
+    state = _state(trainer.unwrapped_model)
+    assert all(torch.equal(state[k], ref_state[k]) for k in ref_state)
 
 
 def test_fresh_start_refuses_a_run_folder_with_checkpoints(reference_run):

@@ -10,7 +10,9 @@ DeepSpeed ZeRO-3 on several nodes; only the ``accelerate launch`` config changes
 Contract of the callables (the recipes pass the clip / window loaders and an inference + metric function):
 
 ``train_data(epoch) -> iterable of batches``
-    the batches **this process** trains on in ``epoch`` (a dict of tensors, on any device: the trainer moves
+    the batches **this process** trains on in ``epoch``; if it also takes ``start_batch`` (fpspot's
+    loaders do: ``functools.partial(train_loader, ...)``), a resumed epoch starts there without loading the
+    batches already trained on, else they are read and dropped (a dict of tensors, on any device: the trainer moves
     them to the model's); deterministic given ``epoch`` and independent of the global RNG state, with the
     same number of batches on every process. The loaders are **not** passed through ``accelerator.prepare``
     (they split the data by process themselves; preparing would split a second time).
@@ -44,7 +46,7 @@ Run folder (``config.run_dir``)::
 A checkpoint folder is written under a temporary name and renamed when complete, so an interrupted save
 never looks like a checkpoint; the last ``checkpoint_keep`` are kept. Exact resume: ``load_state`` restores
 model, optimizer, scheduler and RNG states; the trainer rebuilds the epoch with ``train_data(epoch)``, skips
-the batches already consumed (they are read and dropped, so resuming costs at most one epoch of loading)
+the batches already consumed (with `start_batch` when `train_data` takes it, else by reading and dropping them)
 and puts the RNG states back after that, so the resumed run continues bit for bit (``tests/test_trainer.py``).
 Optimizer and scheduler states are saved by Accelerate with ``torch.save``; model weights are safetensors.
 
@@ -578,14 +580,16 @@ class Trainer:
 
         acc, cfg = self.accelerator, self.config
         self._begin_epoch(epoch)
-        data = self.train_data(epoch)
+        skip = self.state.batches_done
+        # loaders that take start_batch (fpspot's do) resume without loading the batches already trained on
+        fast_skip = skip > 0 and _accepts_start_batch(self.train_data)
+        data = self.train_data(epoch, start_batch=skip) if fast_skip else self.train_data(epoch)
         try:
-            self.epoch_batches = len(data)  # type: ignore[arg-type]
+            self.epoch_batches = len(data) + (skip if fast_skip else 0)  # type: ignore[arg-type]
         except TypeError:  # an iterable without a length (a DataLoader over an IterableDataset without one)
             self.epoch_batches = None
         iterator: Iterator = iter(data)
-        skip = self.state.batches_done
-        for skipped in range(skip):
+        for skipped in range(0 if fast_skip else skip):
             if next(iterator, None) is None:
                 raise RuntimeError(f"resuming epoch {epoch + 1}: the checkpoint consumed {skip} batches but "
                                    f"train_data({epoch}) has only {skipped}: the data changed since the "
@@ -849,6 +853,17 @@ class Trainer:
         acc.wait_for_everyone()
         self._last_saved_step = self.state.global_step
         return final
+
+
+def _accepts_start_batch(train_data: Callable[..., Any]) -> bool:
+    """Whether ``train_data(epoch, start_batch=k)`` can be called (then it yields batches ``k..`` of the epoch)."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(train_data).parameters
+    except (TypeError, ValueError):
+        return False
+    return "start_batch" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
 
 
 def _replace_dir(src: Path, dst: Path) -> None:
