@@ -4,7 +4,9 @@
     python recipes/fit_corruption.py --gt GT.json --pred PRED.json --out params.json --check-seeds 5
 
 With ``--check-seeds N`` it also corrupts the ground truth N times with the fitted parameters and prints
-the official micro / macro F1 of the corrupted files next to those of the real predictions.
+the official micro / macro F1 of the corrupted files next to those of the real predictions;
+``--strengths 0.15,0.5`` adds the figures of the same ground truth corrupted at those noise strengths
+(:func:`fpspot.data.corrupt.strength_scales`; the event DST trains over a range of strengths).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "fpspot" / "data" / "corruption_taad.json")
     parser.add_argument("--calibrate-iters", type=int, default=2)
     parser.add_argument("--check-seeds", type=int, default=5, help="corrupt the GT this many times and score it")
+    parser.add_argument("--strengths", default="", help="comma-separated noise strengths to score as well")
     parser.add_argument("--json", type=Path, default=None, help="write the check figures here")
     args = parser.parse_args(argv)
 
@@ -62,6 +65,16 @@ def main(argv: list[str] | None = None) -> int:
     for name, row in figures["per_class"].items():
         print(f"{name:10s} {row['real_precision']:7.3f} {row['corrupted_precision']:7.3f} "
               f"{row['real_recall']:7.3f} {row['corrupted_recall']:7.3f}")
+    strengths = [float(x) for x in args.strengths.split(",") if x.strip()]
+    for strength in strengths:
+        runs = [evaluate(corrupt_playbyplay(gt, params, seed, strength=strength), gt) for seed in range(args.check_seeds)]
+        row = {"micro_f1_mean": float(np.mean([r.micro_f1 for r in runs])),
+               "macro_f1_mean": float(np.mean([r.macro_f1 for r in runs])),
+               "precision_mean": float(np.mean([r.overall.precision for r in runs])),
+               "recall_mean": float(np.mean([r.overall.recall for r in runs]))}
+        figures.setdefault("strengths", {})[str(strength)] = row
+        print(f"strength {strength:g}: micro F1 {row['micro_f1_mean']:.4f} macro F1 {row['macro_f1_mean']:.4f} "
+              f"P {row['precision_mean']:.3f} R {row['recall_mean']:.3f}")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1))
     return 0

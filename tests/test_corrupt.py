@@ -9,6 +9,7 @@ import pytest
 
 from fpspot.data.corrupt import (
     BUCKETS, OUTCOMES, CorruptionParams, bucket_of, corrupt_half, corrupt_playbyplay, fit_corruption, half_seed,
+    scaled_outcome, strength_scales,
 )
 from fpspot.data.footpass import PlayByPlay, read_playbyplay, write_playbyplay
 from fpspot.eval import evaluate
@@ -170,3 +171,56 @@ def test_bad_params_name_the_key(params, tmp_path):
         CorruptionParams.from_json(obj)
     with pytest.raises(ValueError, match="no such file"):
         CorruptionParams.load(tmp_path / "missing.json")
+
+
+def test_sources_point_at_the_events_they_come_from(params, synth):
+    """Every detection / wrong outcome / duplicate names the event it was made from; ghosts and random false
+    positives name none. Detections keep the event's team, jersey and class; duplicates those of a parent."""
+    key = synth.keys[0]
+    events = list(reversed(synth.events[key]))  # sources index the input order, whatever it is
+    preds, kinds, sources = corrupt_half(events, params, half_seed(2, key), return_kinds=True, return_sources=True)
+    plain = corrupt_half(events, params, half_seed(2, key))
+    assert plain == preds  # asking for provenance does not change the draws
+    for p, kind, src in zip(preds, kinds, sources):
+        if kind in ("ghost", "random"):
+            assert src == -1
+            continue
+        if src < 0:
+            assert kind == "duplicate"  # a duplicate of a ghost or random false positive
+            continue
+        e = events[src]
+        if kind == "detected":
+            assert (p.team, p.shirt, p.cls) == (e.team, e.shirt, e.cls) and abs(p.frame - e.frame) <= 50
+        elif kind == "wrong_jersey":
+            assert p.team == e.team and p.shirt != e.shirt and p.cls == e.cls and abs(p.frame - e.frame) <= 12
+        elif kind == "wrong_class":
+            assert (p.team, p.shirt) == (e.team, e.shirt) and p.cls != e.cls and abs(p.frame - e.frame) <= 12
+        elif kind == "wrong_team":
+            assert p.team != e.team and p.cls == e.cls
+        else:
+            assert kind == "duplicate" and abs(p.frame - e.frame) <= 50 + 75
+    used = [s for s, k in zip(sources, kinds) if k != "duplicate" and s >= 0]
+    assert len(used) == len(set(used))  # one primary detection per event at most
+
+
+def test_strength_scales_false_positives_and_misses(params, synth):
+    """Strength 0 leaves no ghost, random false positive or duplicate and misses 0.6x as often; strength s
+    multiplies the false-positive counts by about s."""
+    counts = {}
+    for s in (0.0, 0.3, 1.0):
+        fp, miss = strength_scales(s)
+        total = {"fp": 0, "primary": 0}
+        for key in synth.keys:
+            _, kinds = corrupt_half(synth.events[key], params, half_seed(5, key), return_kinds=True, fp_scale=fp,
+                                    miss_scale=miss)
+            total["fp"] += sum(k in ("ghost", "random", "duplicate") for k in kinds)
+            total["primary"] += sum(k not in ("ghost", "random", "duplicate") for k in kinds)
+        counts[s] = total
+    assert counts[0.0]["fp"] == 0
+    assert 0.3 * 0.85 < counts[0.3]["fp"] / counts[1.0]["fp"] < 0.3 * 1.15
+    n = sum(len(synth.events[k]) for k in synth.keys)
+    missed = {s: 1 - counts[s]["primary"] / n for s in counts}
+    assert missed[0.0] == pytest.approx(0.6 * missed[1.0], rel=0.1)
+    assert scaled_outcome([0.5, 0.1, 0.1, 0.1, 0.2], 2.0) == pytest.approx([0.375, 0.075, 0.075, 0.075, 0.4])
+    with pytest.raises(ValueError, match="strength"):
+        strength_scales(-1)

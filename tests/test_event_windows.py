@@ -101,3 +101,41 @@ def test_collate_pads_with_masks(gt, corruptor):
         assert int(batch["player_mask"][b].sum()) == len(t["players"])
         assert (batch["tgt_player"][b][~batch["tgt_mask"][b]] == -1).all()
     assert batch["in_score"].dtype.is_floating_point and batch["tgt_known"].dtype.is_floating_point is False
+
+
+def test_per_input_targets_name_the_clean_event(gt):
+    """in_keep events carry the class, player and frame of the ground-truth event they were made from; ghosts,
+    random false positives and duplicates are not kept; strengths are drawn per window; team swaps keep
+    the targets consistent; player identities are injective."""
+    from fpspot.data.corrupt import PREDICTION_KINDS
+
+    key = gt.keys[3]
+    windows = cut_windows(key, gt.events[key])[:60]
+    corruptor = WindowCorruptor(CorruptionParams.load(), seed=2, strength=(0.1, 1.5, 0.5), augment=True)
+    strengths, swapped, kept, total = set(), 0, 0, 0
+    for w in windows:
+        tok = corruptor(w)
+        strengths.add(float(tok["strength"]))
+        assert len(set(tok["player_id"].tolist())) == len(tok["player_id"])
+        assert np.all((tok["player_id"] >= 0) & (tok["player_id"] < 64))
+        np.testing.assert_array_equal(tok["in_player_id"], tok["player_id"][tok["in_player"]])
+        clean = {tuple(r) for r in w["gt"][:, :4].tolist()}
+        flipped = {(f, 1 - t, s, c) for f, t, s, c in clean}
+        for i in range(len(tok["in_cls"])):
+            kind = PREDICTION_KINDS[tok["in_kind"][i]]
+            total += 1
+            if not tok["in_keep"][i]:
+                assert tok["in_tgt_cls"][i] == -1 and tok["in_tgt_player"][i] == -1
+                continue
+            kept += 1
+            assert kind in ("detected", "wrong_jersey", "wrong_class", "wrong_team")
+            team, shirt = tok["players"][tok["in_tgt_player"][i]]
+            event = (int(tok["in_frame"][i] + tok["in_tgt_offset"][i]), int(team), int(shirt), int(tok["in_tgt_cls"][i]))
+            assert event in clean or event in flipped
+            swapped += event not in clean
+            assert tok["player_known"][tok["in_tgt_player"][i]]
+            if kind == "detected":
+                assert tok["in_tgt_player"][i] == tok["in_player"][i] and tok["in_tgt_cls"][i] == tok["in_cls"][i]
+    assert 1.0 in strengths and len(strengths) > 10 and min(strengths) >= 0.1 and max(strengths) <= 1.5
+    assert 0.2 * kept < swapped < 0.8 * kept  # about half the windows have their team labels swapped
+    assert 0.2 < kept / total < 0.9

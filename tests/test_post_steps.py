@@ -227,7 +227,7 @@ def test_pipeline_yaml_round_trip_keys_and_errors(tmp_path):
         pipe.apply({"b": a})
     with pytest.raises(PipelineError, match="bad parameters"):
         Pipeline(["a"], [{"step": "shift", "input": "a", "frame": 1}], "a").apply({"a": a})
-    with pytest.raises(PipelineError, match="reserved"):
+    with pytest.raises(PipelineError, match="step 'event_dst': event_dst model 'm': no such folder"):
         Pipeline(["a"], [{"step": "event_dst", "input": "a", "model": "m"}], "a").apply({"a": a})
 
 

@@ -567,17 +567,50 @@ def _draw_player(rng: np.random.Generator, players: dict, team: int, exclude: in
     return int(rng.choice(shirts, p=probs / probs.sum()))
 
 
+def scaled_outcome(probs: Sequence[float], miss_scale: float) -> list[float]:
+    """Outcome probabilities over :data:`OUTCOMES` with the ``missed`` probability multiplied by
+    ``miss_scale`` (capped at 1) and the four other outcomes rescaled to fill the rest in proportion."""
+    probs = [float(p) for p in probs]
+    if miss_scale == 1.0:
+        return probs
+    missed = min(1.0, probs[-1] * miss_scale)
+    rest = sum(probs[:-1])
+    if rest <= 0:
+        return probs
+    return [p * (1.0 - missed) / rest for p in probs[:-1]] + [missed]
+
+
+def strength_scales(strength: float) -> tuple[float, float]:
+    """``(fp_scale, miss_scale)`` of a noise strength: ``fp_scale = strength`` (ghosts, random false positives
+    and duplicates scale with it) and ``miss_scale = 0.6 + 0.4 * strength``. Strength 1 is the fitted TAAD
+    noise; strength ~0.2 has the false-positive rate and recall of the released TAAD+DST predictions
+    (spec §7: FP/GT 0.25 against TAAD's 1.44, recall 0.70 against 0.63)."""
+    strength = float(strength)
+    if strength < 0:
+        raise ValueError(f"noise strength must be >= 0, got {strength}")
+    return strength, 0.6 + 0.4 * strength
+
+
 def corrupt_half(gt_events: Sequence, params: CorruptionParams, rng: np.random.Generator, *,
                  players: Mapping[int, Sequence[tuple[int, int]]] | None = None,
-                 span: tuple[int, int] | None = None, return_kinds: bool = False):
+                 span: tuple[int, int] | None = None, return_kinds: bool = False, return_sources: bool = False,
+                 fp_scale: float = 1.0, miss_scale: float = 1.0):
     """Corrupt one half's ground truth into spotter-like predictions.
 
     gt_events: ``(frame, team, shirt, class, bbox, replay)`` records. players: optional active players
     ``{team: [(shirt, weight), ...]}`` (default: from ``gt_events``). span: ``(first, last)`` frame range
-    where random false positives fall (default: first to last event). Returns a list of
-    :class:`Prediction` sorted by frame (and, with ``return_kinds``, the list of their generative kinds).
+    where random false positives fall (default: first to last event). fp_scale multiplies the ghost, random
+    and duplicate rates; miss_scale the probability of missing an event (:func:`scaled_outcome`); both 1:
+    the fitted model (the random draws are then those of the unscaled model). Returns a list of
+    :class:`Prediction` sorted by frame; with ``return_kinds`` also the list of their generative kinds, with
+    ``return_sources`` also, per prediction, the index into ``gt_events`` of the event it was made from
+    (detections, the three wrong outcomes and their duplicates; -1 for ghosts, random false positives and
+    their duplicates) -- in that order: ``preds[, kinds][, sources]``.
     """
     s = _Sampler(params, rng)
+    fp_scale, miss_scale = float(fp_scale), float(miss_scale)
+    if fp_scale < 0 or miss_scale < 0:
+        raise ValueError(f"corrupt_half: fp_scale and miss_scale must be >= 0, got {fp_scale}, {miss_scale}")
     if players is None:
         active = _players(gt_events)
     else:
@@ -587,32 +620,34 @@ def corrupt_half(gt_events: Sequence, params: CorruptionParams, rng: np.random.G
             shirts = np.asarray([p[0] for p in pairs], dtype=np.int64)
             w = np.asarray([p[1] for p in pairs], dtype=np.float64)
             active[team] = (shirts, w / w.sum() if w.size else w)
-    events = sorted((GTEvent(*map(int, e[:6])) for e in gt_events), key=lambda e: e.frame)
+    order = sorted(range(len(gt_events)), key=lambda i: int(gt_events[i][0]))
+    events = [GTEvent(*map(int, gt_events[i][:6])) for i in order]
     frames = np.asarray([e.frame for e in events], dtype=np.int64)
-    out: list[tuple[Prediction, str]] = []
+    out: list[tuple[Prediction, str, int]] = []
 
-    def emit(frame, team, shirt, cls, kind, score_kind, upper=1.0):
+    def emit(frame, team, shirt, cls, kind, score_kind, source=-1, upper=1.0):
         if frame < 0 or shirt is None:
             return
-        out.append((Prediction(int(frame), int(team), int(shirt), int(cls), s.score(score_kind, cls, upper)), kind))
+        out.append((Prediction(int(frame), int(team), int(shirt), int(cls), s.score(score_kind, cls, upper)), kind,
+                    source))
 
     outcome_names = np.asarray(OUTCOMES)
-    for e in events:
-        probs = params.outcome[str(e.cls)][bucket_of(e)]
+    for src, e in zip(order, events):
+        probs = scaled_outcome(params.outcome[str(e.cls)][bucket_of(e)], miss_scale)
         outcome = str(outcome_names[rng.choice(len(OUTCOMES), p=probs)])
         if outcome == "detected":
-            emit(e.frame + s.offset(s.jitter), e.team, e.shirt, e.cls, "detected", "detected")
+            emit(e.frame + s.offset(s.jitter), e.team, e.shirt, e.cls, "detected", "detected", src)
         elif outcome == "wrong_jersey":
             emit(e.frame + s.offset(s.jitter_inner), e.team, _draw_player(rng, active, e.team, e.shirt), e.cls,
-                 "wrong_jersey", "wrong")
+                 "wrong_jersey", "wrong", src)
         elif outcome == "wrong_team":
             emit(e.frame + s.offset(s.jitter_inner), 1 - e.team, _draw_player(rng, active, 1 - e.team), e.cls,
-                 "wrong_team", "wrong")
+                 "wrong_team", "wrong", src)
         elif outcome == "wrong_class":
             cls = int(rng.choice(NUM_ACTIONS + 1, p=params.class_confusion[e.cls]))
-            emit(e.frame + s.offset(s.jitter_inner), e.team, e.shirt, cls, "wrong_class", "wrong")
+            emit(e.frame + s.offset(s.jitter_inner), e.team, e.shirt, cls, "wrong_class", "wrong", src)
     for e in events:
-        for _ in range(rng.poisson(params.ghost_rate[e.cls])):
+        for _ in range(rng.poisson(params.ghost_rate[e.cls] * fp_scale)):
             frame = e.frame + s.offset(s.ghost)
             cls = int(rng.choice(NUM_ACTIONS + 1, p=params.ghost_confusion[e.cls]))
             team = e.team if rng.random() < params.ghost_same_team else 1 - e.team
@@ -631,30 +666,38 @@ def corrupt_half(gt_events: Sequence, params: CorruptionParams, rng: np.random.G
         free = np.flatnonzero(_free_mask(frames, span, params.ghost_window)) + span[0]
         minutes = free.size / FPS / 60.0
         for cls in range(1, NUM_ACTIONS + 1):
-            for _ in range(rng.poisson(params.random_rate_per_min[cls] * minutes)):
+            for _ in range(rng.poisson(params.random_rate_per_min[cls] * fp_scale * minutes)):
                 team = int(rng.integers(2))
                 emit(int(rng.choice(free)), team, _draw_player(rng, active, team), cls, "random", "random")
     parents = list(out)
-    for pred, _kind in parents:
-        for _ in range(rng.poisson(params.dup_rate[pred.cls])):
+    for pred, _kind, src in parents:
+        for _ in range(rng.poisson(params.dup_rate[pred.cls] * fp_scale)):
             sign = 1 if rng.random() < 0.5 else -1
             emit(pred.frame + sign * s.offset(s.dup), pred.team, pred.shirt, pred.cls, "duplicate", "duplicate",
-                 upper=pred.score)
+                 src, upper=pred.score)
     out.sort(key=lambda item: (item[0].frame, -item[0].score))
-    preds = [p for p, _ in out]
-    return (preds, [k for _, k in out]) if return_kinds else preds
+    result: list = [[p for p, _, _ in out]]
+    if return_kinds:
+        result.append([k for _, k, _ in out])
+    if return_sources:
+        result.append([i for _, _, i in out])
+    return tuple(result) if len(result) > 1 else result[0]
 
 
 def corrupt_playbyplay(gt: PlayByPlay | Mapping | str, params: CorruptionParams | None = None,
-                       seed: int = 0) -> PlayByPlay:
-    """Corrupt every half of a ground-truth file; half ``key`` uses :func:`half_seed` ``(seed, key)``."""
+                       seed: int = 0, strength: float = 1.0) -> PlayByPlay:
+    """Corrupt every half of a ground-truth file; half ``key`` uses :func:`half_seed` ``(seed, key)``.
+    ``strength`` scales the noise (:func:`strength_scales`; 1 = the fitted model)."""
     gt = load_playbyplay(gt, "gt")
     params = params or CorruptionParams.load()
-    events: dict[str, list] = {k: corrupt_half(gt.events[k], params, half_seed(seed, k)) for k in gt.keys}
+    fp_scale, miss_scale = strength_scales(strength)
+    events: dict[str, list] = {k: corrupt_half(gt.events[k], params, half_seed(seed, k), fp_scale=fp_scale,
+                                               miss_scale=miss_scale) for k in gt.keys}
     return PlayByPlay("pred", list(gt.keys), events)
 
 
 __all__ = [
     "BUCKETS", "OUTCOMES", "PREDICTION_KINDS", "SCORE_KINDS", "CorruptionParams", "HalfLabels", "bucket_of",
-    "corrupt_half", "corrupt_playbyplay", "fit_corruption", "half_seed", "label_predictions",
+    "corrupt_half", "corrupt_playbyplay", "fit_corruption", "half_seed", "label_predictions", "scaled_outcome",
+    "strength_scales",
 ]

@@ -15,7 +15,7 @@ input's name); the stream named by the pipeline's ``output`` is the result. Exam
       - {step: gate, input: fused, thresholds: {drive: 0.3, pass: 0.3, ...}}
 
 Steps live in :data:`STEPS` (name -> function ``(streams, **params) -> {name: stream}``);
-:func:`register_step` adds one. ``event_dst`` is reserved for the learned event-level step.
+:func:`register_step` adds one. ``event_dst`` runs the learned event-level DST (:mod:`fpspot.post.event_dst`).
 """
 
 from __future__ import annotations
@@ -177,14 +177,20 @@ def _step_reassign_jersey_logits(streams, input: str, logits: str, radius: int =
                                                 int(radius), float(margin))}
 
 
-def _step_event_dst(streams, **params) -> dict:
-    raise PipelineError("step 'event_dst' (a learned event-level DST model, parameter 'model': PATH) is reserved "
-                        "but not available in this installation: register it with "
-                        "fpspot.post.pipeline.register_step('event_dst', fn)")
+@register_step("event_dst")
+def _step_event_dst(streams, input: str, model: str, output: str | None = None, strength: float | str = "auto",
+                    min_score: float = 0.05, nms_window: int = 12, thresholds=None, mode: str = "replace",
+                    batch_size: int = 64) -> dict:
+    """Learned event-level DST (a model folder, see :mod:`fpspot.post.event_dst`; torch is imported on use)."""
+    from fpspot.post.event_dst import EventDSTError, event_dst_step
 
-
-_step_event_dst.reserved = True  # type: ignore[attr-defined]
-STEPS["event_dst"] = _step_event_dst
+    try:
+        result = event_dst_step(_events_stream(streams, input, "event_dst"), model, strength=strength,
+                                min_score=min_score, nms_window=nms_window, thresholds=thresholds, mode=mode,
+                                batch_size=batch_size)
+    except EventDSTError as err:
+        raise PipelineError(f"step 'event_dst': {err}") from None
+    return {output or input: result}
 
 
 # --------------------------------------------------------------------------------------------- pipeline

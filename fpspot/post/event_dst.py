@@ -1,0 +1,256 @@
+"""Apply an event-sequence DST (:mod:`fpspot.models.event_dst`) to a prediction file: the ``event_dst`` step.
+
+Per half (:func:`denoise_half`): the predictions are cut into overlapping windows
+(:func:`fpspot.data.event_windows.half_windows`: every input event is decided by the one window where it sits
+in the central half), all windows go through the model in batches, and every input event becomes one output
+event -- its corrected frame (``input frame + offset``), the pointed player's team and jersey, the
+predicted class and the model's confidence. Events under ``min_score`` (or under their class's entry of
+``thresholds``) are dropped; with ``thresholds`` the kept scores are mapped from ``[threshold, 1]`` onto
+``[0.15, 1]``, so the official evaluator's cut falls on each class's fitted threshold. Then events that
+landed on one another are merged by a greedy per-(team, jersey, class) NMS over ``nms_window`` frames
+(highest score kept). ``mode: filter`` instead keeps the input events untouched and only removes those the
+model scores under the threshold (the conservative use for an already clean spotter). The output keeps
+every half key of the input (empty halves included) and only valid events (class 1..8, frame >= 0, team
+0/1, a jersey seen in the input, score in [0, 1]).
+
+Noise strength (the model's conditioning input, 1 = the TAAD noise it was fitted on): a number, ``"taad"``
+(1.0), or ``"auto"``: estimated per half from the number of input events per minute of play, by
+interpolating the table ``strength_density`` that training stored in the model's config (the density of
+corrupted training halves at each strength; :func:`estimate_strength`).
+
+Pipeline step (``fpspot post``)::
+
+    - {step: event_dst, input: taad, model: recipes/pretrained/event_dst, output: clean,
+       strength: auto, min_score: 0.05, nms_window: 12, mode: replace,
+       thresholds: {drive: 0.3, pass: 0.3, cross: 0.2, ...}}
+
+``model`` is a folder written by ``save_pretrained``; a relative path is looked up in the current directory,
+then in the fpspot source tree (so ``recipes/pretrained/event_dst`` works from anywhere in a checkout).
+Loaded models are cached per path.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from fpspot.data.footpass import PlayByPlay
+from fpspot.schema import FPS, NUM_ACTIONS, Prediction
+
+_MODELS: dict[str, object] = {}
+OFFICIAL_THRESHOLD = 0.15
+
+
+class EventDSTError(ValueError):
+    """The event DST step cannot run (bad model path, wrong model, bad option); the message names it."""
+
+
+def resolve_model_path(path: str | Path) -> Path:
+    """``path`` if it exists, else (relative paths) the same path inside the fpspot source tree."""
+    path = Path(path)
+    if path.exists() or path.is_absolute():
+        return path
+    import fpspot
+
+    in_tree = Path(fpspot.__file__).resolve().parents[1] / path
+    return in_tree if in_tree.exists() else path
+
+
+def load_event_dst(path: str | Path, device: str = "cpu"):
+    """The :class:`~fpspot.models.event_dst.EventDST` saved in ``path`` (cached); errors name the path."""
+    from fpspot.models import ModelLoadError, load_model
+
+    if not isinstance(path, (str, Path)):
+        return path  # a model object passes through
+    resolved = resolve_model_path(path)
+    cache_key = f"{resolved.resolve()}@{device}"
+    if cache_key in _MODELS:
+        return _MODELS[cache_key]
+    if not resolved.is_dir():
+        raise EventDSTError(f"event_dst model {str(path)!r}: no such folder (expected config.json + "
+                            f"model.safetensors written by save_pretrained)")
+    try:
+        model = load_model(resolved, map_location=device)
+    except (ModelLoadError, KeyError, OSError) as err:
+        raise EventDSTError(f"event_dst model {str(path)!r}: {err}") from None
+    if getattr(model, "model_name", "") != "event_dst":
+        raise EventDSTError(f"event_dst model {str(path)!r}: holds a {model.model_name!r} model, not 'event_dst'")
+    model.eval()
+    _MODELS[cache_key] = model
+    return model
+
+
+# ------------------------------------------------------------------------------------------- strength
+
+
+def events_per_minute(events: Sequence, min_score: float = 0.15) -> float:
+    """Input events (score >= ``min_score``) per minute between the first and the last of them."""
+    frames = [int(e[0]) for e in events if float(e[4]) >= min_score]
+    if len(frames) < 2:
+        return 0.0
+    minutes = max(max(frames) - min(frames), FPS * 60) / FPS / 60.0
+    return len(frames) / minutes
+
+
+def estimate_strength(events: Sequence, table: Sequence[Sequence[float]] | None) -> float:
+    """Noise strength whose corrupted training halves have this half's event density (linear interpolation
+    in the ``[[strength, events per minute], ...]`` table; clipped to its range). No table: 1.0."""
+    if not table:
+        return 1.0
+    pairs = np.asarray(sorted(table, key=lambda r: r[1]), dtype=np.float64)
+    return float(np.interp(events_per_minute(events), pairs[:, 1], pairs[:, 0]))
+
+
+def _strength_of(model, events: Sequence, strength: float | str) -> float:
+    if isinstance(strength, str):
+        if strength == "taad":
+            return 1.0
+        if strength == "auto":
+            return estimate_strength(events, model.config.get("strength_density"))
+        raise EventDSTError(f"event_dst: strength must be a number, 'taad' or 'auto', got {strength!r}")
+    value = float(strength)
+    if not value > 0:
+        raise EventDSTError(f"event_dst: strength must be > 0, got {value}")
+    return value
+
+
+# ------------------------------------------------------------------------------------------ denoising
+
+
+def nms_events(events: list[Prediction], window: int) -> list[Prediction]:
+    """Greedy NMS per (team, jersey, class): keep the highest score, drop others within ``window`` frames."""
+    if window <= 0:
+        return list(events)
+    groups: dict[tuple, list[Prediction]] = defaultdict(list)
+    for e in events:
+        groups[(e.team, e.shirt, e.cls)].append(e)
+    kept: list[Prediction] = []
+    for group in groups.values():
+        chosen: list[int] = []
+        for e in sorted(group, key=lambda e: -e.score):
+            if all(abs(e.frame - f) > window for f in chosen):
+                chosen.append(e.frame)
+                kept.append(e)
+    return kept
+
+
+def class_thresholds(thresholds) -> dict[int, float] | None:
+    """``None``, a number or ``{class name or id: number}`` -> ``{class id: threshold}`` (or ``None``)."""
+    if thresholds is None:
+        return None
+    from fpspot.post.events import per_class
+
+    try:
+        table = per_class(thresholds, "thresholds")
+    except ValueError as err:
+        raise EventDSTError(f"event_dst: {err}") from None
+    bad = {c: t for c, t in table.items() if not 0.0 <= float(t) < 1.0}
+    if bad:
+        raise EventDSTError(f"event_dst: thresholds must be in [0, 1), got {bad}")
+    return {int(c): float(t) for c, t in table.items()}
+
+
+def rescale_score(score: float, threshold: float, official: float = OFFICIAL_THRESHOLD) -> float:
+    """Map a score in ``[threshold, 1]`` linearly onto ``[official, 1]`` (the evaluator's cut then sits at
+    the class's own threshold)."""
+    return official + (1.0 - official) * (score - threshold) / (1.0 - threshold)
+
+
+def denoise_half(model, events: Sequence, *, strength: float | str = "auto", min_score: float = 0.05,
+                 nms_window: int = 12, thresholds=None, mode: str = "replace", batch_size: int = 64,
+                 return_details: bool = False):
+    """Cleaned predictions of one half (see the module docstring), sorted by frame.
+
+    events: ``(frame, team, shirt, class, score)`` records (absolute frames). mode ``"replace"``: the model's
+    corrected events with its scores; ``"filter"``: the input events unchanged (frame, player, class and
+    score), minus those the model scores under the threshold. thresholds: ``None`` (keep everything at or
+    above ``min_score``), a number or ``{class: number}``: per-class cut on the model's score (by the output
+    class); in replace mode the kept scores are then mapped from ``[threshold, 1]`` onto ``[0.15, 1]``
+    (:func:`rescale_score`). With ``return_details`` also a dict of per-input-event numpy arrays
+    (``keep_prob``, ``cls``, ``offset``, ``score`` ...) in input order.
+    """
+    import torch
+
+    from fpspot.data.event_windows import collate_windows, half_windows
+
+    if mode not in ("replace", "filter"):
+        raise EventDSTError(f"event_dst: mode must be 'replace' or 'filter', got {mode!r}")
+    cuts = class_thresholds(thresholds)
+    events = [e for e in events if 1 <= int(e[3]) <= NUM_ACTIONS]
+    value = _strength_of(model, events, strength)
+    windows = half_windows(events, int(model.config["window"]), strength=value, max_players=model.max_players)
+    device = next(model.parameters()).device
+    fields = ("keep_prob", "cls", "cls_prob", "player", "player_prob", "offset", "frame_prob", "score")
+    details = {name: np.zeros(len(events), dtype=np.float64) for name in fields}
+    team = np.zeros(len(events), dtype=np.int64)
+    shirt = np.zeros(len(events), dtype=np.int64)
+    for first in range(0, len(windows), batch_size):
+        chunk = windows[first:first + batch_size]
+        batch = collate_windows(chunk)
+        batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        with torch.no_grad():
+            out = model.predict(batch)
+        out = {k: out[k].cpu().numpy() for k in fields}
+        for b, tok in enumerate(chunk):
+            owned = np.flatnonzero(tok["owned"])
+            src = tok["source"][owned]
+            for name in fields:
+                details[name][src] = out[name][b, owned]
+            pairs = tok["players"][out["player"][b, owned]]
+            team[src], shirt[src] = pairs[:, 0], pairs[:, 1]
+    result = []
+    for i, e in enumerate(events):
+        score = float(np.clip(details["score"][i], 0.0, 1.0))
+        if mode == "filter":
+            cut = max(min_score, cuts.get(int(e[3]), 0.0) if cuts else 0.0)
+            if score >= cut:
+                result.append(Prediction(*(int(x) for x in e[:4]), float(e[4])))
+            continue
+        frame, cls = int(e[0]) + int(details["offset"][i]), int(details["cls"][i])
+        cut = max(min_score, cuts.get(cls, 0.0) if cuts else 0.0)
+        if frame < 0 or score < cut:
+            continue
+        if cuts:
+            score = rescale_score(score, cuts.get(cls, 0.0))
+        result.append(Prediction(frame, int(team[i]), int(shirt[i]), cls, score))
+    if mode == "replace":
+        result = nms_events(result, int(nms_window))
+    result.sort(key=lambda p: (p.frame, -p.score))
+    if return_details:
+        details["team"], details["shirt"], details["strength"] = team, shirt, np.full(len(events), value)
+        return result, details
+    return result
+
+
+def denoise_playbyplay(model, pred: PlayByPlay, *, strength: float | str = "auto", min_score: float = 0.05,
+                       nms_window: int = 12, thresholds=None, mode: str = "replace",
+                       batch_size: int = 64) -> PlayByPlay:
+    """:func:`denoise_half` over every half of ``pred`` (every key kept)."""
+    model = load_event_dst(model)
+    events = {k: denoise_half(model, pred.events.get(k, []), strength=strength, min_score=min_score,
+                              nms_window=nms_window, thresholds=thresholds, mode=mode, batch_size=batch_size)
+              for k in pred.keys}
+    return PlayByPlay("pred", list(pred.keys), events)
+
+
+def event_dst_step(pred: PlayByPlay, model, *, strength: float | str = "auto", min_score: float = 0.05,
+                   nms_window: int = 12, thresholds=None, mode: str = "replace", batch_size: int = 64) -> PlayByPlay:
+    """The ``event_dst`` pipeline step on one event stream (options checked, model loaded and cached)."""
+    if not 0.0 <= float(min_score) <= 1.0:
+        raise EventDSTError(f"event_dst: min_score must be in [0, 1], got {min_score}")
+    if int(batch_size) < 1:
+        raise EventDSTError(f"event_dst: batch_size must be >= 1, got {batch_size}")
+    if mode not in ("replace", "filter"):
+        raise EventDSTError(f"event_dst: mode must be 'replace' or 'filter', got {mode!r}")
+    class_thresholds(thresholds)  # fail before loading the model
+    return denoise_playbyplay(load_event_dst(model), pred, strength=strength, min_score=float(min_score),
+                              nms_window=int(nms_window), thresholds=thresholds, mode=mode,
+                              batch_size=int(batch_size))
+
+
+__all__ = ["EventDSTError", "class_thresholds", "denoise_half", "denoise_playbyplay", "estimate_strength",
+           "event_dst_step", "events_per_minute", "load_event_dst", "nms_events", "rescale_score",
+           "resolve_model_path"]

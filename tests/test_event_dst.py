@@ -1,0 +1,232 @@
+"""The event-sequence DST (issue 8): the model learns to clean noisy windows, the inference path over halves,
+the ``event_dst`` pipeline step and the released model applied to the real TAAD predictions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fpspot.data.corrupt import CorruptionParams, corrupt_playbyplay
+from fpspot.data.event_windows import WindowConfig, WindowCorruptor, collate_windows, cut_windows, half_windows
+from fpspot.data.footpass import PlayByPlay, read_playbyplay, write_playbyplay
+from fpspot.eval import evaluate
+from fpspot.models import build
+from fpspot.models.event_dst import synthetic_half
+from fpspot.post.event_dst import denoise_half, estimate_strength, events_per_minute, nms_events
+from fpspot.post.pipeline import Pipeline, PipelineError
+from fpspot.schema import Prediction
+
+REPO = Path(__file__).resolve().parents[1]
+RELEASED = REPO / "recipes" / "pretrained" / "event_dst"
+TINY = {"window": 750, "d_model": 48, "nhead": 4, "num_encoder_layers": 2, "num_decoder_layers": 1,
+        "dim_feedforward": 96, "dropout": 0.0, "max_players": 32, "max_offset": 30}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _synthetic_gt(seed: int = 0, halves: int = 2, events: int = 300) -> PlayByPlay:
+    rng = np.random.default_rng(seed)
+    keys = [f"game_{h + 1}_H1" for h in range(halves)]
+    return PlayByPlay("gt", keys, {k: [tuple(e) for e in synthetic_half(rng, events)] for k in keys})
+
+
+def test_overfits_a_tiny_set():
+    """A handful of noisy windows (fixed noise): after training, the kept events are the clean events."""
+    gt = _synthetic_gt(halves=1, events=80)
+    windows = cut_windows(gt.keys[0], gt.events[gt.keys[0]], WindowConfig(750, 750, 125))[:4]
+    corruptor = WindowCorruptor(CorruptionParams.load(), seed=3, max_players=TINY["max_players"])
+    batch = collate_windows([corruptor(w) for w in windows])
+    valid = batch["in_mask"]
+    keep = batch["in_keep"] & valid
+    assert 0.2 < float(keep.sum() / valid.sum()) < 0.8  # the input really is noisy
+    torch.manual_seed(0)
+    model = build("event_dst", **TINY)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(250):
+        loss = model(batch)["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    targets = {k: batch[k] for k in ("in_keep", "in_tgt_cls", "in_tgt_player", "in_tgt_offset")}
+    out = model.predict({k: v for k, v in batch.items() if k not in targets})
+    kept = (out["keep_prob"] > 0.5) & valid
+    assert torch.equal(kept, keep)
+    assert torch.equal(out["cls"][keep], targets["in_tgt_cls"][keep])
+    reachable = keep & (targets["in_tgt_player"] >= 0)
+    assert torch.equal(out["player"][reachable], targets["in_tgt_player"][reachable])
+    in_range = keep & (targets["in_tgt_offset"].abs() <= TINY["max_offset"])  # the jitter tail is out of reach
+    assert int(in_range.sum()) >= int(keep.sum()) - 4
+    assert (out["offset"][in_range] - targets["in_tgt_offset"][in_range]).abs().max() <= 2
+    assert float(out["score"][keep].min()) > 0.5 > float(out["score"][valid & ~keep].max())
+
+
+def test_half_windows_decide_every_event_once():
+    rng = np.random.default_rng(1)
+    frames = np.sort(rng.integers(0, 20_000, 600))
+    events = [Prediction(int(f), int(rng.integers(2)), int(rng.integers(1, 30)), int(rng.integers(1, 9)),
+                         float(rng.random())) for f in frames]
+    windows = half_windows(events, 750)
+    owned = np.concatenate([w["source"][w["owned"]] for w in windows])
+    assert sorted(owned.tolist()) == list(range(len(events)))
+    for w in windows:
+        start = w["meta"]["start_frame"]
+        rel = w["in_frame"]
+        assert rel.min() >= 1 and rel.max() <= 750 and np.all(np.diff(rel) >= 0)
+        np.testing.assert_array_equal(rel + start - 1, frames[w["source"]])
+        mid = rel[w["owned"]]
+        first, last = w is windows[0], w is windows[-1]
+        assert (first or mid.min() >= 1 + 187) and (last or mid.max() < 1 + 187 + 375)  # central half only
+        np.testing.assert_array_equal(w["players"][w["in_player"]][:, 1], [events[i].shirt for i in w["source"]])
+    assert half_windows([], 750) == []
+
+
+def test_nms_and_strength_estimate():
+    events = [Prediction(100, 0, 7, 2, 0.9), Prediction(108, 0, 7, 2, 0.5), Prediction(130, 0, 7, 2, 0.4),
+              Prediction(104, 0, 8, 2, 0.3), Prediction(104, 0, 7, 1, 0.3)]
+    kept = nms_events(events, 12)
+    assert sorted(kept) == sorted([events[0], events[2], events[3], events[4]])
+    assert nms_events(events, 0) == events
+    table = [[0.1, 18.0], [0.5, 26.0], [1.0, 37.0]]
+    dense = [Prediction(f, 0, 1, 1, 0.9) for f in range(0, 25 * 60 * 10, 25 * 60 // 37)]  # ~37 per minute
+    assert events_per_minute(dense) == pytest.approx(37, rel=0.03)
+    assert estimate_strength(dense, table) == pytest.approx(1.0, abs=0.05)
+    assert estimate_strength(dense[::2], table) == pytest.approx(0.1 + 0.4 * (18.5 - 18) / 8, abs=0.05)
+    assert estimate_strength(dense, None) == 1.0
+
+
+def test_denoise_half_keeps_valid_events(tmp_path):
+    """An untrained model through the whole inference path: valid events only, every key kept."""
+    gt = _synthetic_gt(halves=2, events=120)
+    pred = corrupt_playbyplay(gt, seed=2)
+    pred = PlayByPlay("pred", [*pred.keys, "game_9_H2"], {**pred.events, "game_9_H2": []})
+    torch.manual_seed(0)
+    model = build("event_dst", **TINY).eval()
+    model.save_pretrained(tmp_path / "m")
+    pipe = Pipeline(["taad"], [{"step": "event_dst", "input": "taad", "model": str(tmp_path / "m"),
+                                "min_score": 0.0, "nms_window": 0, "strength": 1.0}], "taad")
+    out = pipe.apply({"taad": pred})
+    assert out.keys == pred.keys and out.events["game_9_H2"] == []
+    for key in gt.keys:
+        shirts = {(e.team, e.shirt) for e in pred.events[key]}
+        assert len(out.events[key]) == len(pred.events[key])  # nothing dropped at min score 0 without NMS
+        for e in out.events[key]:
+            assert 1 <= e.cls <= 8 and e.frame >= 0 and 0.0 <= e.score <= 1.0 and (e.team, e.shirt) in shirts
+    # the model's decisions line up with the input events
+    events, details = denoise_half(model, pred.events[gt.keys[0]], strength=1.0, min_score=0.0, nms_window=0,
+                                   return_details=True)
+    inputs = pred.events[gt.keys[0]]
+    assert details["score"].shape == (len(inputs),)
+    assert np.all(details["strength"] == 1.0)
+    # per-class thresholds: the events at or above their class's cut survive, rescaled onto [0.15, 1]
+    cuts = {c: float(np.quantile(details["score"], q)) for c, q in zip(range(1, 9), np.linspace(0.2, 0.8, 8))}
+    gated = denoise_half(model, inputs, strength=1.0, min_score=0.0, nms_window=0, thresholds=cuts)
+    expected = sorted(details["score"][i] for i in range(len(inputs)) if details["score"][i] >= cuts[int(details["cls"][i])])
+    assert len(gated) == len(expected)
+    assert sorted(e.score for e in gated) == pytest.approx(sorted(
+        0.15 + 0.85 * (s - cuts[int(details["cls"][i])]) / (1 - cuts[int(details["cls"][i])])
+        for i, s in enumerate(details["score"]) if s >= cuts[int(details["cls"][i])]))
+    # filter mode: the input events themselves, minus those the model scores under the cut
+    kept = denoise_half(model, inputs, strength=1.0, min_score=0.0, thresholds=0.5 * details["score"].max(),
+                        mode="filter")
+    assert set(kept) <= set(inputs) and len(kept) == int((details["score"] >= 0.5 * details["score"].max()).sum())
+    assert 0 < len(kept) < len(inputs)
+
+
+def test_bad_model_paths_are_named(tmp_path):
+    pred = PlayByPlay("pred", ["game_1_H1"], {"game_1_H1": [Prediction(10, 0, 3, 2, 0.9)]})
+
+    def run(model):
+        Pipeline(["taad"], [{"step": "event_dst", "input": "taad", "model": model}], "taad").apply({"taad": pred})
+
+    missing = str(tmp_path / "nowhere")
+    with pytest.raises(PipelineError, match=f"event_dst model '{missing}': no such folder"):
+        run(missing)
+    other = tmp_path / "other"
+    build("dst", window=16, d_model=16, nhead=2, num_encoder_layers=1, num_decoder_layers=1,
+          dim_feedforward=16).save_pretrained(other)
+    with pytest.raises(PipelineError, match=f"event_dst model '{other}': holds a 'dst' model"):
+        run(str(other))
+    broken = tmp_path / "broken"
+    build("event_dst", **TINY).save_pretrained(broken)
+    (broken / "config.json").write_text(json.dumps({"model": "event_dst", "config": {**TINY, "d_model": 64}}))
+    with pytest.raises(PipelineError, match=f"(?s)event_dst model '{broken}'.*shape mismatch"):
+        run(str(broken))
+    good = tmp_path / "good"
+    build("event_dst", **TINY).save_pretrained(good)
+    for option, message in (({"strength": "loud"}, "strength must be a number, 'taad' or 'auto', got 'loud'"),
+                            ({"mode": "merge"}, "mode must be 'replace' or 'filter', got 'merge'"),
+                            ({"thresholds": {"drive": 0.3}}, "thresholds has no value for class"),
+                            ({"thresholds": 1.5}, r"thresholds must be in \[0, 1\)")):
+        with pytest.raises(PipelineError, match=message):
+            Pipeline(["taad"], [{"step": "event_dst", "input": "taad", "model": str(good), **option}],
+                     "taad").apply({"taad": pred})
+
+
+@pytest.mark.slow
+def test_released_model_on_real_taad_predictions(footpass_dir, tmp_path):
+    """``fpspot post --config recipes/pretrained/event_dst/pipeline.yaml`` on the released TAAD file: every key
+    kept, only valid events, and better F1 than its input."""
+    from fpspot.cli import main
+
+    if not (RELEASED / "model.safetensors").is_file():
+        pytest.skip("the released event DST is not in recipes/pretrained/event_dst")
+    taad_path = footpass_dir / "playbyplay_TAAD_val_g18_g24.json"
+    out_path = tmp_path / "clean.json"
+    assert main(["post", "--config", str(RELEASED / "pipeline.yaml"), "--pred", f"taad={taad_path}",
+                 "--out", str(out_path)]) == 0
+    raw = json.loads(taad_path.read_text())
+    taad = read_playbyplay(taad_path, "pred")
+    clean = read_playbyplay(out_path, "pred")
+    assert clean.keys == taad.keys == raw["keys"]
+    for key in taad.keys:
+        shirts = {(e.team, e.shirt) for e in taad.events[key]}
+        assert clean.events[key]
+        for e in clean.events[key]:
+            assert 1 <= e.cls <= 8 and e.frame >= 0 and 0.15 <= e.score <= 1.0 and (e.team, e.shirt) in shirts
+    gt = footpass_dir / "playbyplay_val_g18_g24.json"
+    before, after = evaluate(taad, gt), evaluate(clean, gt)
+    assert after.macro_f1 > before.macro_f1 + 0.05 and after.micro_f1 > before.micro_f1 + 0.05
+    write_playbyplay(tmp_path / "again.json", clean)  # the output is a valid prediction file
+
+
+def test_released_dst_pipeline_on_a_real_file_subset(footpass_dir, tmp_path):
+    """``pipeline_dst.yaml`` (filter mode) on the first 10 minutes of every half of the released TAAD+DST file:
+    every key kept, only input events (unchanged), and the pass-through classes are kept entirely."""
+    from fpspot.cli import main
+    from fpspot.schema import ACTION_CLASSES
+
+    if not (RELEASED / "model.safetensors").is_file():
+        pytest.skip("the released event DST is not in recipes/pretrained/event_dst")
+    dst = read_playbyplay(footpass_dir / "playbyplay_DST_val_g18_g24.json", "pred")
+    subset = PlayByPlay("pred", [*dst.keys, "game_99_H1"],
+                        {**{k: [e for e in dst.events[k] if e.frame < dst.events[k][0].frame + 25 * 600]
+                            for k in dst.keys}, "game_99_H1": []})
+    in_path, out_path = tmp_path / "dst.json", tmp_path / "clean.json"
+    write_playbyplay(in_path, subset)
+    assert main(["post", "--config", str(RELEASED / "pipeline_dst.yaml"), "--pred", f"taad={in_path}",
+                 "--out", str(out_path)]) == 0
+    clean = read_playbyplay(out_path, "pred")
+    assert clean.keys == subset.keys and clean.events["game_99_H1"] == []
+    thresholds = Pipeline.load(RELEASED / "pipeline_dst.yaml").steps[0]["thresholds"]
+    passthrough = {c + 1 for c, name in enumerate(ACTION_CLASSES) if thresholds[name] == 0.0}
+    assert 0 < len(passthrough) < 8  # the fitted fallback kept some classes and filters the others
+    removed = 0
+    for key in subset.keys:
+        inputs = subset.events[key]
+        out = clean.events[key]
+        assert all(1 <= e.cls <= 8 and e.frame >= 0 and 0.0 <= e.score <= 1.0 for e in out)
+        assert set(out) <= set(inputs)  # filter mode: input events, unchanged
+        assert sorted(e for e in out if e.cls in passthrough) == sorted(e for e in inputs if e.cls in passthrough)
+        removed += len(inputs) - len(out)
+    assert removed > 0
