@@ -1,0 +1,220 @@
+"""The recipes' pipeline: stages from the data to the scored predictions, restartable (see
+:mod:`fpspot.pipeline.stages`), in one run directory (:mod:`fpspot.pipeline.layout`).
+
+``run_pipeline(config, with_dst=True)`` (``recipes/taad_dst.py``)::
+
+    data         synthetic games (main dataset + calibration games), when data.dir is empty   main process
+    shards       clip shards of the training split for the frame model (and the GNN model)     main process
+    train_frame  the frame model (TAAD or TAAD+GNN); best on the calibration halves             every process
+    train_gnn    the TAAD+GNN model whose logits the DST fuses (when configured)                every process
+    infer_frame  per-frame logits + NMS events of the train, calibration and evaluation halves  every process
+    dst_windows  per-half DST inputs of the training halves                                      main process
+    train_dst    the DST on random windows; best on the calibration halves                      every process
+    infer_dst    DST events of the calibration and evaluation halves                            every process
+    post         post-processing fitted on the calibration halves, applied to the evaluation    main process
+    baselines    untrained frame model and class priors on the evaluation halves                every process
+    score        metrics_<split>.json, plots, summary                                           main process
+
+``with_dst=False`` (``recipes/taad.py``, ``recipes/taad_gnn.py``) stops the model side after ``infer_frame``
+(the training halves are not inferred) and fits the post-processing on the frame model's events alone.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from fpspot.pipeline import steps
+from fpspot.pipeline.baselines import prior_scores, untrained_scores
+from fpspot.pipeline.config import PipelineConfig, fingerprint
+from fpspot.pipeline.layout import HalfSet, RunLayout
+from fpspot.pipeline.report import build_summary, format_summary, plot_training, write_summary
+from fpspot.pipeline.stages import Stage, StageRunner, pipeline_state, stage_summary
+from fpspot.train.config import ConfigError, save_config
+
+
+def half_sets(config: PipelineConfig, run: RunLayout) -> tuple[HalfSet, HalfSet | None, list[HalfSet]]:
+    """``(train, calibration or None, evaluation sets)`` of a run."""
+    data = config.data
+    root = Path(data.dir) if data.dir else run.synth_dir
+    train = HalfSet("train", root, data.train_split)
+    calib = None
+    if data.calib_dir:
+        calib = HalfSet("calib", Path(data.calib_dir), data.calib_split)
+    elif config.synthetic and data.synth.calib_games > 0:
+        calib = HalfSet("calib", run.calib_synth_dir, "train")
+    names = list(dict.fromkeys(data.eval_splits))
+    if not names:
+        raise ConfigError("data.eval_splits: at least one split to score")
+    if "calib" in names or (data.train_split in names):
+        raise ConfigError(f"data.eval_splits {names}: the training split and 'calib' are not evaluation splits "
+                          "(eval.train_split scores the training halves)")
+    evals = [HalfSet(name, root, name) for name in names]
+    return train, calib, evals
+
+
+def run_pipeline(config: PipelineConfig, with_dst: bool = True) -> dict:
+    """Run (or resume) the pipeline of ``config``; returns the summary (also ``<run>/summary.json``) after
+    printing the official table of the final predictions and the comparison table on the main process."""
+    state = pipeline_state()  # first: later process_state() calls (inference) share it
+    run = RunLayout(config.run_dir)
+    if with_dst and config.dst is None:
+        raise ConfigError("this recipe needs a dst section (recipes/configs/taad_dst.yaml has one)")
+    dst = config.dst if with_dst else None
+    gnn = config.gnn if dst is not None else None
+    fused = gnn is not None
+    if state.is_main_process:
+        run.root.mkdir(parents=True, exist_ok=True)
+        save_config(config, run.config_file, header=f"resolved config of the run {config.name} "
+                                                      f"({time.strftime('%Y-%m-%d %H:%M:%S')})")
+    state.print(f"run directory {run.root} ({state.num_processes} process(es), {state.device})")
+    train, calib, evals = half_sets(config, run)
+    scored = evals + ([train] if config.eval.train_split else [])
+    runner = StageRunner(run.root, state)
+    order: list[str] = []
+
+    def do(stage: Stage):
+        order.append(stage.name)
+        return runner.run(stage)
+
+    # ---------------------------------------------------------------- data
+    if config.synthetic:
+        data_fp = fingerprint("data", config.data.synth)
+        do(Stage("data", data_fp, lambda: steps.generate_data(config.data.synth, run, state.print),
+                 outputs=[run.synth_dir, run.calib_synth_dir], main_only=True))
+    else:
+        data_fp = fingerprint("data", config.data.dir, config.data.calib_dir, config.data.calib_split)
+    calib_fp = fingerprint(data_fp, None if calib is None else [str(calib.data_dir), calib.split])
+
+    # ---------------------------------------------------------------- frame model(s)
+    frame_models = [("frame", config.frame)] + ([("gnn", gnn)] if gnn is not None else [])
+    train_fps = {}
+    for name, section in frame_models:
+        shard_fp = fingerprint(data_fp, train.split, section.arch, section.frame_hw, section.shards)
+        shard_stage = "shards" if name == "frame" else "shards_gnn"
+        do(Stage(shard_stage, shard_fp, lambda s=section, n=name: steps.write_shards(s, train, run.shards(n)),
+                 outputs=[run.shards(name)], main_only=True))
+        train_fps[name] = fingerprint(shard_fp, calib_fp, config.seed, section.arch, section.model, section.loader,
+                                      section.train, section.infer)
+        do(Stage(f"train_{name}", train_fps[name],
+                 lambda s=section, n=name: steps.train_frame_model(s, run.shards(n), run.trainer(n), calib,
+                                                                   config.seed, hparams=config),
+                 outputs=[run.trainer(name)]))
+
+    infer_sets = ([train] if dst is not None or config.eval.train_split else []) + ([calib] if calib else []) + evals
+    infer_fp = fingerprint(*train_fps.values(), config.frame.infer, [[s.name, str(s.data_dir), s.split]
+                                                                     for s in infer_sets])
+    do(Stage("infer_frame", infer_fp,
+             lambda: steps.frame_inference(config.frame, run.model_dir("frame"), infer_sets, run,
+                                           run.model_dir("gnn") if fused else None),
+             outputs=[run.root / "logits" / "frame", *[run.raw_predictions("frame", s.name) for s in infer_sets]]))
+
+    # ---------------------------------------------------------------- DST
+    models = [config.frame.arch]  # post-processing streams: the frame model's events (and the DST's)
+    model_fp = infer_fp
+    if dst is not None:
+        windows_fp = fingerprint(infer_fp, dst.windows.dtype)
+        do(Stage("dst_windows", windows_fp, lambda: steps.write_windows(dst, train, run, fused),
+                 outputs=[run.dst_windows("train")], main_only=True))
+        dst_fp = fingerprint(windows_fp, calib_fp, config.seed, dst.model, dst.windows, dst.train)
+        do(Stage("train_dst", dst_fp, lambda: steps.train_dst(dst, run, calib, config.seed, fused, hparams=config),
+                 outputs=[run.trainer("dst")]))
+        dst_sets = ([calib] if calib else []) + scored
+        model_fp = fingerprint(dst_fp, dst.decode_batch_size, [s.name for s in dst_sets])
+        do(Stage("infer_dst", model_fp, lambda: steps.dst_inference(dst, dst_sets, run, fused),
+                 outputs=[run.raw_predictions("dst", s.name) for s in dst_sets]))
+        models.append("dst")
+
+    # ---------------------------------------------------------------- post-processing, baselines, scores
+    def post() -> dict:
+        steps.fit_post(config.post, models, calib, run)
+        return steps.apply_post(models, scored, run)
+
+    post_fp = fingerprint(model_fp, infer_fp, config.post, models, [s.name for s in scored])
+    post_info = do(Stage("post", post_fp, post, outputs=[run.post_pipeline, *[run.predictions(s.name) for s in scored]],
+                         main_only=True))
+
+    baselines: dict = {}
+    if config.eval.baselines:
+        def run_baselines() -> dict:
+            untrained = untrained_scores(config.frame.arch, config.frame.model, config.seed, evals,
+                                         config.frame.infer.scheme, config.frame.infer.batch_size or None)
+            out = {}
+            for half_set in evals:
+                out[half_set.name] = {"untrained": untrained[half_set.name],
+                                      "prior": prior_scores(train, half_set, config.eval.prior_seeds)}
+                if state.is_main_process:
+                    import json
+
+                    from fpspot.utils.atomic import atomic_open
+
+                    with atomic_open(run.baselines(half_set.name)) as handle:
+                        json.dump(out[half_set.name], handle, indent=1)
+            return out
+
+        baselines_fp = fingerprint(data_fp, config.seed, config.frame.arch, config.frame.model, config.frame.infer,
+                                   config.eval.prior_seeds, [s.name for s in evals])
+        baselines = do(Stage("baselines", baselines_fp, run_baselines,
+                             outputs=[run.baselines(s.name) for s in evals]))
+
+    def score() -> dict:
+        scores = steps.score_sets(scored, run, models, config.eval.plots)
+        if config.eval.plots:
+            plot_training(run, [name for name, _ in frame_models] + (["dst"] if dst is not None else []),
+                          run.plot("training"))
+        return scores
+
+    score_fp = fingerprint(post_fp, config.eval.plots, config.eval.train_split)
+    scores = do(Stage("score", score_fp, score, outputs=[*[run.metrics(s.name) for s in scored], run.root / "plots"],
+                      main_only=True))
+
+    summary = build_summary(scores, baselines, stage_summary(runner, order), post_info,
+                            steps.config_summary(config))
+    if state.is_main_process:
+        write_summary(run, summary)
+        from fpspot.eval import evaluate
+
+        for half_set in evals:
+            state.print(f"\n=== {config.name}: final predictions on the {half_set.name} halves "
+                        f"({run.predictions(half_set.name)}) ===")
+            state.print(evaluate(run.predictions(half_set.name), half_set.ground_truth).table())
+        state.print(format_summary(summary))
+        state.print(f"\nrun directory: {run.root}  (tensorboard --logdir {run.root})")
+    state.wait_for_everyone()
+    return summary
+
+
+def cpu_threads_per_process(setting: int) -> int:
+    """Intra-op threads for torch in this process: ``setting`` if positive, else the cores this process may run
+    on divided by the processes launched on this machine (``LOCAL_WORLD_SIZE``), at least 1."""
+    if setting > 0:
+        return setting
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+
+
+def main(recipe: str, default_config: str | Path, argv=None, description: str | None = None) -> int:
+    """Command line of a recipe: parse ``[--config FILE] [--key=value ...]``, check the recipe's needs, run,
+    and end the process group."""
+    from fpspot.train.config import parse_config
+
+    config = parse_config(PipelineConfig, argv, default_config=default_config, prog=f"recipes/{recipe}.py",
+                          description=description)
+    import torch
+
+    torch.set_num_threads(cpu_threads_per_process(config.cpu_threads))
+    if recipe == "taad_gnn" and config.frame.arch != "taad_gnn":
+        config = replace(config, frame=replace(config.frame, arch="taad_gnn"))
+    if recipe == "taad" and config.frame.arch != "taad":
+        raise SystemExit(f"recipes/taad.py: frame.arch is {config.frame.arch!r}; use recipes/taad_gnn.py for a "
+                         "TAAD+GNN model")
+    try:
+        run_pipeline(config, with_dst=recipe == "taad_dst")
+    finally:
+        pipeline_state().destroy_process_group()
+    return 0
+
+
+__all__ = ["half_sets", "main", "run_pipeline"]
