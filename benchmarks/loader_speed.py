@@ -27,8 +27,11 @@ Default mode (everything runs on a synthetic dataset written under ``--work``):
 clip (single thread, best of 3).
 
     python benchmarks/loader_speed.py --work /tmp/data/bench [--size 352x640] [--minutes 2] [--clips 96]
-                                      [--gop 250] [--texture 8] [--draws 2]
+                                      [--gop 250] [--texture 8] [--draws 2] [--source-size 1080x1920]
     python benchmarks/loader_speed.py --work /tmp/data/bench --storage [--clips 8]
+
+``--source-size 1080x1920`` renders the game videos at the real FOOTPASS broadcast size: the shard writer and
+the direct path then both decode Full-HD and resize to ``--size``, as they do on the real release.
 
 Figures depend on the machine and its load: compare the ratios measured in one run.
 """
@@ -69,7 +72,9 @@ def _textured_pitch(sigma: float):
     synth.PitchRenderer._texture = textured
 
 
-def build(work: Path, size, games: int, minutes: float, gop: int, texture: float, draws: int, seed: int = 0) -> dict:
+def build(work: Path, size, games: int, minutes: float, gop: int, texture: float, draws: int, seed: int = 0,
+          source_size=None) -> dict:
+    """Synthetic games rendered at ``source_size`` (default ``size``) and their clip shards at ``size``."""
     from fpspot.data.shards import ShardConfig, write_clip_shards
     from fpspot.data.synth import SynthConfig, generate_dataset
 
@@ -77,7 +82,8 @@ def build(work: Path, size, games: int, minutes: float, gop: int, texture: float
     if texture > 0:
         _textured_pitch(texture)
     began = time.perf_counter()
-    generate_dataset(data, SynthConfig(games=games, minutes=minutes, size=size, seed=seed, val_games=1, gop=gop))
+    generate_dataset(data, SynthConfig(games=games, minutes=minutes, size=tuple(source_size or size), seed=seed,
+                                       val_games=1, gop=gop))
     generated = time.perf_counter() - began
     began = time.perf_counter()
     manifest = write_clip_shards(data, "train", shards, ShardConfig(frame_hw=size, samples_per_shard=32, draws=draws))
@@ -253,7 +259,10 @@ def storage(data: Path, size, clips: int) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", required=True, type=Path, help="folder for the synthetic dataset and shards")
-    parser.add_argument("--size", type=parse_size, default=(352, 640))
+    parser.add_argument("--size", type=parse_size, default=(352, 640), help="frame size of the clips (HxW)")
+    parser.add_argument("--source-size", type=parse_size, default=None,
+                        help="frame size of the game videos (default --size; 1080x1920 is the real FOOTPASS source, "
+                             "which both paths then decode and resize to --size)")
     parser.add_argument("--games", type=int, default=2, help="games to generate (the last one is the val split)")
     parser.add_argument("--minutes", type=float, default=2.0)
     parser.add_argument("--clips", type=int, default=96)
@@ -268,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     size = tuple(args.size)
     tag = f"{size[0]}x{size[1]}"
+    if args.source_size and tuple(args.source_size) != size:
+        tag += f"_from_{args.source_size[0]}x{args.source_size[1]}"
     work = args.work / f"{tag}_gop{args.gop}_tex{args.texture:g}"
     if args.storage:
         data = work / "synth"
@@ -280,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r['mean_abs_error']:.2f} |")
         result = {"size": tag, "storage": rows}
     else:
-        built = build(work, size, args.games, args.minutes, args.gop, args.texture, args.draws)
+        built = build(work, size, args.games, args.minutes, args.gop, args.texture, args.draws,
+                      source_size=args.source_size)
         clips = min(args.clips, built["manifest"]["num_samples"])
         clips -= clips % args.batch
         direct = time_direct(built["data"], built["shards"], clips, args.batch, args.workers, size, cached=True)
