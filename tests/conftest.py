@@ -18,3 +18,15 @@ def footpass_dir() -> Path:
     if not (FOOTPASS_DIR / "playbyplay_val_g18_g24.json").is_file():
         pytest.skip(f"real FOOTPASS files not found in {FOOTPASS_DIR} (set FPSPOT_FOOTPASS_DIR)")
     return FOOTPASS_DIR
+
+
+@pytest.fixture
+def one_thread():
+    """Torch on one thread for the test (tiny models and tensors on a shared 2-core machine run several times
+    faster); the previous thread count is restored afterwards. Use with ``pytest.mark.usefixtures``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

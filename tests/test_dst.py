@@ -11,13 +11,7 @@ from fpspot.models import build, load_model
 from fpspot.models.dst import DST, EOS, NEUTRAL_SLOT
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core machine run several times faster on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _config(**changes):

@@ -26,12 +26,7 @@ TINY = {"window": 750, "d_model": 48, "nhead": 4, "num_encoder_layers": 2, "num_
         "dim_feedforward": 96, "dropout": 0.0, "max_players": 32, "max_offset": 30}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _synthetic_gt(seed: int = 0, halves: int = 2, events: int = 300) -> PlayByPlay:

@@ -22,12 +22,7 @@ from fpspot.schema import NUM_ROLES, Col, Prediction
 WINDOW = 64
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def taad_like_logits(rows: np.ndarray, seed: int) -> np.ndarray:

@@ -14,13 +14,7 @@ from fpspot.models.blocks.seq2seq import InputFusion, Seq2Seq, SinusoidalPositio
 D, H, FF = 32, 4, 64
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors on a shared 2-core machine run several times faster on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _pair(dropout: float, seed: int = 0) -> tuple[Seq2Seq, nn.Transformer]:
