@@ -58,6 +58,24 @@ def test_event_chain_reproduces_the_class_frequencies():
     np.testing.assert_allclose(stationary, CLASS_FREQUENCY, atol=1e-3)
 
 
+def _class_shares(class_balance: float, seed: int = 3, frames: int = 400_000) -> np.ndarray:
+    _, cls, _, _ = synth.sample_event_chain(frames, np.random.default_rng(seed), class_balance=class_balance)
+    return np.bincount(cls, minlength=NUM_ACTIONS + 1)[1:] / len(cls)
+
+
+def test_class_balance_flattens_the_class_mix():
+    # 0 is the default chain, draw for draw; 0.75 gives every class a share of 2-25 % (about 10,000 events)
+    default = synth.sample_event_chain(50_000, np.random.default_rng(1))
+    explicit = synth.sample_event_chain(50_000, np.random.default_rng(1), class_balance=0.0)
+    for a, b in zip(default, explicit):
+        np.testing.assert_array_equal(a, b)
+    measured, flat = _class_shares(0.0), _class_shares(0.75)
+    assert measured.min() < 0.01 and measured.max() > 0.4
+    assert 0.02 < flat.min() and flat.max() < 0.25, flat
+    with pytest.raises(ValueError, match="class_balance"):
+        synth.class_balance_factors(-0.5)
+
+
 def test_generated_class_frequencies_within_tolerance(halves):
     stats = measure_event_statistics(_pbp(halves))
     counts = np.asarray(stats["class_counts"])

@@ -343,23 +343,34 @@ def _pick_class(row, rng: np.random.Generator) -> int:
     return int(rng.choice(NUM_ACTIONS, p=p / p.sum())) + 1
 
 
-def sample_event_chain(num_frames: int, rng: np.random.Generator, first_frame: int | None = None
-                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def class_balance_factors(class_balance: float) -> np.ndarray:
+    """``(8,)`` factors ``CLASS_FREQUENCY[c] ** -class_balance`` (all 1.0 for 0) that reweight the next-class
+    choice: 0 keeps the measured class mix, 0.75 makes it nearly flat (stationary shares 3-21 %, tackle the
+    rarest, instead of 0.3-50 %; ``tests/test_synth.py``)."""
+    if class_balance < 0:
+        raise ValueError(f"class_balance must be >= 0, got {class_balance}")
+    return np.asarray(CLASS_FREQUENCY, dtype=np.float64) ** -float(class_balance)
+
+
+def sample_event_chain(num_frames: int, rng: np.random.Generator, first_frame: int | None = None,
+                       class_balance: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Classes, frames and the team / same-player flags of a half's event chain (no players involved).
 
+    ``class_balance``: exponent of :func:`class_balance_factors` (0: the measured class mix).
     Returns ``(frame, cls, same_team, same_player)``, each (E,): ``same_team[i]`` / ``same_player[i]`` say
     whether event ``i`` is by the team / player of event ``i - 1`` (False for the first event).
     """
+    factors = class_balance_factors(class_balance)
     frames, classes, same_team, same_player = [], [], [], []
     frame = int(rng.integers(10, 60)) if first_frame is None else first_frame
-    cls = _pick_class(FIRST_CLASS, rng)
+    cls = _pick_class(np.asarray(FIRST_CLASS) * factors, rng)
     team_same, player_same = False, False
     while frame < num_frames - 5:
         frames.append(frame)
         classes.append(cls)
         same_team.append(team_same)
         same_player.append(player_same)
-        nxt = _pick_class(TRANSITIONS[cls - 1], rng)
+        nxt = _pick_class(np.asarray(TRANSITIONS[cls - 1]) * factors, rng)
         n = TRANSITIONS[cls - 1][nxt - 1]
         team_same = bool(rng.uniform() < SAME_TEAM[cls - 1][nxt - 1] / n)
         same_shirt = SAME_SHIRT[cls - 1][nxt - 1] / max(1, SAME_TEAM[cls - 1][nxt - 1])
@@ -513,13 +524,15 @@ class SynthHalf:
     half_events: HalfEvents = field(repr=False, default=None)
 
 
-def generate_half(game: int, half: int, num_frames: int, offset: int, clubs: list[Club], seed: int) -> SynthHalf:
-    """Generate one half of ``num_frames`` frames whose first frame is video frame ``offset``."""
+def generate_half(game: int, half: int, num_frames: int, offset: int, clubs: list[Club], seed: int,
+                  class_balance: float = 0.0) -> SynthHalf:
+    """Generate one half of ``num_frames`` frames whose first frame is video frame ``offset``
+    (``class_balance``: see :func:`sample_event_chain`)."""
     rng = np.random.default_rng([seed, game, half])
     squads = _squads_for_half(clubs, half, num_frames, rng)
     centre = _play_centre(num_frames, rng)
     anchors = _anchor_positions(squads, centre, rng)
-    frames, classes, same_team, same_player = sample_event_chain(num_frames, rng)
+    frames, classes, same_team, same_player = sample_event_chain(num_frames, rng, class_balance=class_balance)
     events = _assign_actors(frames, classes, same_team, same_player, squads, anchors, rng)
     positions = anchors
     _apply_throw_ins(positions, events)
@@ -706,6 +719,7 @@ class SynthConfig:
     challenge_games: int = 0
     crf: int = 23
     gop: int = 50  # keyframe interval of the game videos (x264's own default is 250)
+    class_balance: float = 0.0  # 0: the measured class mix; > 0 flattens it (see class_balance_factors)
 
     def splits(self) -> dict[str, list[int]]:
         games = list(range(self.games))
@@ -729,8 +743,8 @@ def generate_game(game: int, config: SynthConfig, video_path: str | os.PathLike 
     h1 = total // 2
     h2 = total - h1
     clubs = _make_clubs(np.random.default_rng([config.seed, game, 0]))
-    first = generate_half(game, 1, h1, 0, clubs, config.seed)
-    second = generate_half(game, 2, h2, h1 + HALF_BREAK, clubs, config.seed)
+    first = generate_half(game, 1, h1, 0, clubs, config.seed, config.class_balance)
+    second = generate_half(game, 2, h2, h1 + HALF_BREAK, clubs, config.seed, config.class_balance)
     if video_path is not None:
         renderer = PitchRenderer(config.size)
         dark = np.full((*config.size, 3), 12, np.uint8)
@@ -786,6 +800,7 @@ if __name__ == "__main__":
 
 
 __all__ = [
-    "BBOX_RATE", "CLASS_FREQUENCY", "REPLAY_RATE", "PitchRenderer", "SynthConfig", "SynthHalf", "generate_dataset",
+    "BBOX_RATE", "CLASS_FREQUENCY", "REPLAY_RATE", "PitchRenderer", "SynthConfig", "SynthHalf", "class_balance_factors",
+    "generate_dataset",
     "generate_game", "generate_half", "measure_event_statistics", "sample_event_chain",
 ]

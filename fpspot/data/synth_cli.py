@@ -27,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--challenge-games", type=int, default=0, help="games in the challenge split (no GT)")
     parser.add_argument("--crf", type=int, default=23, help="H.264 quality of the videos (default 23)")
     parser.add_argument("--gop", type=int, default=50, help="keyframe interval of the videos (default 50)")
+    parser.add_argument("--class-balance", type=float, default=0.0,
+                        help="0: the real class mix (default); 0.75: nearly flat class frequencies")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = SynthConfig(games=args.games, minutes=args.minutes, size=tuple(args.size), seed=args.seed,
                          val_games=args.val_games, challenge_games=args.challenge_games, crf=args.crf,
-                         gop=args.gop)
+                         gop=args.gop, class_balance=args.class_balance)
     splits = config.splits()
     began = time.perf_counter()
     generate_dataset(args.out, config, progress=lambda game: print(f"game {game} done", flush=True))

@@ -39,7 +39,9 @@ class SynthSection:
     ``games`` of the main dataset (the last ``val_games`` form the ``val`` split, the others ``train``),
     ``calib_games`` more games with seed ``seed + 1`` in a dataset of their own (their ``train`` split is the
     calibration set), ``minutes`` per game (both halves), video frame ``size`` ``[H, W]`` (render at the
-    model's ``frame_hw``: no resizing, sharpest cues), ``crf`` / ``gop`` of the videos.
+    model's ``frame_hw``: no resizing, sharpest cues), ``crf`` / ``gop`` of the videos, ``class_balance``
+    (0: the real class mix; 0.75: nearly flat, so that every class has events to learn from and to score;
+    :func:`fpspot.data.synth.class_balance_factors`).
     """
 
     games: int = 6
@@ -50,6 +52,7 @@ class SynthSection:
     seed: int = 0
     crf: int = 23
     gop: int = 50
+    class_balance: float = 0.0
 
     def validate(self) -> None:
         if self.games < 2 or not 1 <= self.val_games < self.games:
@@ -57,6 +60,8 @@ class SynthSection:
                               f"val_games={self.val_games}")
         if self.calib_games < 0 or self.minutes <= 0:
             raise ConfigError("data.synth: calib_games must be >= 0 and minutes > 0")
+        if self.class_balance < 0:
+            raise ConfigError(f"data.synth.class_balance: 0 (the real class mix) or more, got {self.class_balance}")
         if len(self.size) != 2 or any(v <= 0 or v % 2 for v in self.size):
             raise ConfigError(f"data.synth.size: [H, W] with positive even values, got {self.size}")
 

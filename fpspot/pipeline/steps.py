@@ -30,9 +30,11 @@ def synth_config(section: SynthSection, *, calibration: bool = False):
 
     if calibration:  # other games (seed + 1), all in their "train" split: never trained on by this run
         return SynthConfig(games=section.calib_games, minutes=section.minutes, size=tuple(section.size),
-                           seed=section.seed + 1, val_games=0, crf=section.crf, gop=section.gop)
+                           seed=section.seed + 1, val_games=0, crf=section.crf, gop=section.gop,
+                           class_balance=section.class_balance)
     return SynthConfig(games=section.games, minutes=section.minutes, size=tuple(section.size), seed=section.seed,
-                       val_games=section.val_games, crf=section.crf, gop=section.gop)
+                       val_games=section.val_games, crf=section.crf, gop=section.gop,
+                       class_balance=section.class_balance)
 
 
 def generate_data(section: SynthSection, run: RunLayout, log=print) -> dict:
