@@ -133,6 +133,9 @@ class ExportSection:
 
 @dataclass
 class RecipeConfig:
+    """``cpu_threads``: torch threads per process (0: the cores divided by the local processes)."""
+
+    cpu_threads: int = 0
     model: ModelSection = field(default_factory=ModelSection)
     data: DataSection = field(default_factory=DataSection)
     eval: EvalSection = field(default_factory=EvalSection)
@@ -439,12 +442,16 @@ def export_release(run_dir: Path, gt, keys: list[str], params, config: "RecipeCo
 def main(argv: list[str] | None = None) -> int:
     config = parse_config(RecipeConfig, argv, default_config=DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None,
                           prog="recipes/event_dst.py", description=__doc__.splitlines()[0])
+    import torch
+
     from fpspot.data.corrupt import CorruptionParams
     from fpspot.data.event_windows import WindowCorruptor
     from fpspot.data.footpass import read_playbyplay
     from fpspot.models import build
     from fpspot.train.trainer import Trainer, make_accelerator
+    from fpspot.utils.threads import cpu_threads_per_process
 
+    torch.set_num_threads(cpu_threads_per_process(config.cpu_threads))
     started = time.perf_counter()
     data = config.data
     gt = read_playbyplay(data.gt, "gt")

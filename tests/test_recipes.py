@@ -292,7 +292,7 @@ def test_cpu_threads_follow_the_setting_and_the_local_processes(monkeypatch):
     """``cpu_threads: 0`` shares this process's cores among the processes launched on the machine (plain
     ``accelerate launch`` sets OMP_NUM_THREADS=1, which would leave one process on one core); a positive
     setting wins; a negative one is a config error naming the key."""
-    from fpspot.pipeline.run import cpu_threads_per_process
+    from fpspot.utils.threads import cpu_threads_per_process
 
     cores = len(os.sched_getaffinity(0))
     monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
@@ -301,6 +301,8 @@ def test_cpu_threads_follow_the_setting_and_the_local_processes(monkeypatch):
     assert cpu_threads_per_process(0) == 1
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
     assert cpu_threads_per_process(3) == 3
+    with pytest.raises(ValueError, match="cpu_threads"):
+        cpu_threads_per_process(-2)
     with pytest.raises(ConfigError, match="cpu_threads"):
         PipelineConfig(cpu_threads=-1)
 

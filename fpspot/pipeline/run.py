@@ -21,7 +21,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -33,6 +32,7 @@ from fpspot.pipeline.layout import HalfSet, RunLayout
 from fpspot.pipeline.report import build_summary, format_summary, plot_training, write_summary
 from fpspot.pipeline.stages import Stage, StageRunner, pipeline_state, stage_summary
 from fpspot.train.config import ConfigError, save_config
+from fpspot.utils.threads import cpu_threads_per_process
 
 
 def half_sets(config: PipelineConfig, run: RunLayout) -> tuple[HalfSet, HalfSet | None, list[HalfSet]]:
@@ -184,15 +184,6 @@ def run_pipeline(config: PipelineConfig, with_dst: bool = True) -> dict:
         state.print(f"\nrun directory: {run.root}  (tensorboard --logdir {run.root})")
     state.wait_for_everyone()
     return summary
-
-
-def cpu_threads_per_process(setting: int) -> int:
-    """Intra-op threads for torch in this process: ``setting`` if positive, else the cores this process may run
-    on divided by the processes launched on this machine (``LOCAL_WORLD_SIZE``), at least 1."""
-    if setting > 0:
-        return setting
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
 
 def main(recipe: str, default_config: str | Path, argv=None, description: str | None = None) -> int:
