@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from fpspot.pipeline.config import PipelineConfig
-from fpspot.train.config import ConfigError, config_to_dict, load_config, parse_config
+from fpspot.train.config import ConfigError, config_to_dict, load_config, parse_config, read_config_file
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "recipes" / "configs"
@@ -45,7 +45,7 @@ def test_recipe_config_loads_and_builds_its_models(name):
     from fpspot.models import build
 
     config = load_config(PipelineConfig, CONFIGS / name)
-    raw = yaml.safe_load((CONFIGS / name).read_text())
+    raw = read_config_file(CONFIGS / name)  # with its base file merged in, if it names one
     # every key written in the file survives the round trip (nothing silently dropped or renamed)
     resolved = config_to_dict(config)
 

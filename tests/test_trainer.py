@@ -376,6 +376,25 @@ def test_yaml_config_with_overrides_and_errors_naming_file_and_key(tmp_path):
         apply_overrides(ScriptConfig(), {"train.mixed_precision": "fp8"})
 
 
+def test_yaml_config_on_a_base_file(tmp_path):
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "base.yaml").write_text("num_samples: 64\nmodel: {norm: group, dropout: 0.1}\n"
+                                        "train: {epochs: 3, decay_epochs: [1, 2]}\n")
+    child = tmp_path / "configs" / "child.yaml"
+    child.write_text("base: ../base.yaml\nmodel: {dropout: 0.0}\ntrain: {decay_epochs: [2]}\n")
+    config = load_config(ScriptConfig, child)
+    assert config.num_samples == 64 and config.train.epochs == 3  # from the base
+    assert config.model == {"norm": "group", "dropout": 0.0}  # mappings merge key by key
+    assert config.train.decay_epochs == [2]  # lists replace
+
+    (tmp_path / "base.yaml").write_text("base: configs/child.yaml\n")
+    with pytest.raises(ConfigError, match=r"includes itself"):
+        load_config(ScriptConfig, child)
+    child.write_text("base: ../missing.yaml\n")
+    with pytest.raises(ConfigError, match=r"missing\.yaml'?: no such file"):
+        load_config(ScriptConfig, child)
+
+
 def test_command_line(tmp_path, capsys):
     path = tmp_path / "base.yaml"
     save_config(ScriptConfig(num_samples=12), path)

@@ -15,7 +15,8 @@ functions serve the trainer's :class:`TrainConfig` and the recipes' top-level co
       python recipes/taad.py --config recipes/configs/taad.yaml --train.lr_head=1e-3 train.epochs=5 \\
           --train.decay_epochs "[3, 4]"
 
-  ``--config FILE`` (or ``-c FILE``) gives the base file (else the recipe's default), each further
+  ``--config FILE`` (or ``-c FILE``) gives the config file (else the recipe's default; a file may start
+  from another with ``base: OTHER.yaml`` and set only what differs), each further
   argument overrides one field (``--key=value``, ``--key value`` or ``key=value``), ``--print-config``
   prints the resolved YAML and exits, ``--help`` lists every field with its type and default;
 * :func:`save_config` writes the resolved config next to a run (atomically), so the run can be repeated.
@@ -316,20 +317,34 @@ def config_to_dict(config: Any) -> Any:
     return config
 
 
-def _read_yaml(path: str | os.PathLike) -> Any:
+def read_config_file(path: str | os.PathLike, _seen: tuple[Path, ...] = ()) -> Any:
+    """A YAML config file as data. A top-level ``base: OTHER.yaml`` (relative to this file) is read first and
+    this file's keys are merged over it (nested mappings key by key; lists and scalars replace)."""
     path = Path(path)
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"file {str(path)!r}: no such file") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"file {str(path)!r}: not valid YAML ({err})") from None
+    if not (isinstance(data, Mapping) and "base" in data):
+        return data
+    base = data["base"]
+    if not isinstance(base, str) or not base:
+        raise ConfigError(f"file {str(path)!r}: base: expected the path of another config file, got {base!r}")
+    base_path = (path.parent / base).resolve()
+    if base_path in _seen or base_path == path.resolve():
+        raise ConfigError(f"file {str(path)!r}: base: {base!r} includes itself")
+    parent = read_config_file(base_path, (*_seen, path.resolve()))
+    if not isinstance(parent, Mapping):
+        raise ConfigError(f"file {str(base_path)!r} (base of {str(path)!r}): expected a mapping of config keys")
+    return _merge(parent, {k: v for k, v in data.items() if k != "base"})
 
 
 def load_config(cls: type[T], path: str | os.PathLike | None = None,
                 overrides: Sequence[str] | Mapping[str, Any] = ()) -> T:
     """``cls`` from the YAML file ``path`` (``None``: the defaults), then ``overrides`` applied."""
-    config = cls() if path is None else config_from_dict(cls, _read_yaml(path), f"file {str(path)!r}")
+    config = cls() if path is None else config_from_dict(cls, read_config_file(path), f"file {str(path)!r}")
     return apply_overrides(config, overrides)
 
 
@@ -524,4 +539,5 @@ def flat_config(config: Any, prefix: str = "") -> dict[str, int | float | str | 
 
 
 __all__ = ["AS_CODED_LRS", "ConfigError", "PAPER_LRS", "TrainConfig", "apply_overrides", "config_from_dict",
-           "config_to_dict", "describe_fields", "flat_config", "load_config", "parse_config", "save_config"]
+           "config_to_dict", "describe_fields", "flat_config", "load_config", "parse_config", "read_config_file",
+           "save_config"]
