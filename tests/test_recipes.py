@@ -140,8 +140,9 @@ def body(name):
 
 first = runner.run(Stage("prepare", "p", body("prepare"), main_only=True))
 second = runner.run(Stage("work", "w", body("work")))
-print(json.dumps({"rank": state.process_index, "world": state.num_processes, "prepare": first, "work": second,
-                  "skipped": runner.skipped}), flush=True)
+result = {"rank": state.process_index, "world": state.num_processes, "prepare": first, "work": second,
+          "skipped": runner.skipped}
+(run / f"result_{state.process_index}.json").write_text(json.dumps(result))  # a file each: stdout lines interleave
 state.destroy_process_group()
 """
 
@@ -158,9 +159,11 @@ def test_stages_under_two_processes(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
 
     def launch():
+        for old in (tmp_path / "run").glob("result_*.json"):
+            old.unlink()
         out = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
         assert out.returncode == 0, out.stderr[-3000:]
-        return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+        return [json.loads(path.read_text()) for path in sorted((tmp_path / "run").glob("result_*.json"))]
 
     results = launch()
     assert sorted(r["rank"] for r in results) == [0, 1] and all(r["world"] == 2 for r in results)
