@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fpspot.train.config import TrainConfig, parse_config
+from fpspot.train.config import ConfigError, TrainConfig, parse_config
 
 REPO = Path(__file__).resolve().parents[1]
 FOOTPASS = REPO.parent / "shared" / "data" / "footpass"
@@ -145,6 +145,10 @@ class RecipeConfig:
         warmup_steps=200, decay_epochs=[5, 7], decay_gamma=0.2, freeze_backbone_epochs=0, clip_grad_norm=1.0,
         class_weights="sqrt_inv_freq", run_dir="runs/event_dst", checkpoint_every=0, eval_every=1,
         best_metric="score", mixed_precision="no", log_every=20))
+
+    def __post_init__(self) -> None:
+        if self.cpu_threads < 0:
+            raise ConfigError(f"cpu_threads: 0 (automatic) or positive, got {self.cpu_threads}")
 
 
 # ------------------------------------------------------------------------------------------------- data

@@ -801,6 +801,5 @@ if __name__ == "__main__":
 
 __all__ = [
     "BBOX_RATE", "CLASS_FREQUENCY", "REPLAY_RATE", "PitchRenderer", "SynthConfig", "SynthHalf", "class_balance_factors",
-    "generate_dataset",
-    "generate_game", "generate_half", "measure_event_statistics", "sample_event_chain",
+    "generate_dataset", "generate_game", "generate_half", "measure_event_statistics", "sample_event_chain",
 ]
