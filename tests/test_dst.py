@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from overfit import fit_batch
 
 from fpspot.models import build, load_model
 from fpspot.models.dst import DST, EOS, NEUTRAL_SLOT
@@ -166,14 +167,7 @@ def test_gnn_fused_dst_trains_on_a_tiny_batch():
     config = _config(use_gnn_logits=True, dropout=0.0)
     model = build("dst", **config).train()
     batch = _peaked(DST.example_batch(config, batch_size=4, generator=torch.Generator().manual_seed(1)))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
-    losses = []
-    for _ in range(30):
-        loss = model(batch)["loss"]
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = fit_batch(model, batch, steps=30, lr=2e-3)
     assert losses[-1] < 0.5 * losses[0], losses
     # every stream's projection learned something
     for name in ("teamvec", "logits", "gnn_logits"):
@@ -186,12 +180,7 @@ def test_overfitted_model_decodes_the_targets_exactly(tmp_path, frame_head):
     config = _config(use_gnn_logits=False, dropout=0.0, d_model=64, dim_feedforward=128, frame_head=frame_head)
     model = build("dst", **config).train()
     batch = _peaked(DST.example_batch(config, batch_size=6, generator=torch.Generator().manual_seed(2)))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for _ in range(200):
-        loss = model(batch)["loss"]
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    fit_batch(model, batch, steps=200, lr=3e-3)
     model.eval()
     out = model.generate({k: batch[k] for k in ("teamvec", "logits", "frame_index")})
     for b in range(6):

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from overfit import fit_batch
 
 from fpspot.data.corrupt import CorruptionParams, corrupt_playbyplay
 from fpspot.data.event_windows import WindowConfig, WindowCorruptor, collate_windows, cut_windows, half_windows
@@ -46,12 +47,7 @@ def test_overfits_a_tiny_set():
     assert 0.2 < float(keep.sum() / valid.sum()) < 0.8  # the input really is noisy
     torch.manual_seed(0)
     model = build("event_dst", **TINY)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for _ in range(250):
-        loss = model(batch)["loss"]
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    fit_batch(model, batch, steps=250, lr=3e-3)
     model.eval()
     targets = {k: batch[k] for k in ("in_keep", "in_tgt_cls", "in_tgt_player", "in_tgt_offset")}
     out = model.predict({k: v for k, v in batch.items() if k not in targets})

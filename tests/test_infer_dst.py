@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from overfit import fit_batch
 
 from fpspot.data.dst_windows import dst_eval_loader, write_dst_windows
 from fpspot.data.footpass import FormatError, PlayByPlay, slot_jersey_table, write_playbyplay, write_tactical
@@ -185,12 +186,6 @@ def test_trained_dst_reproduces_the_ground_truth_of_its_half(halves, tmp_path):
     torch.manual_seed(0)
     model = build("dst", window=WINDOW, d_model=64, nhead=4, num_encoder_layers=2, num_decoder_layers=2,
                   dim_feedforward=128, dropout=0.0, max_events=12)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    model.train()
-    for _ in range(250):
-        loss = model(batch)["loss"]
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    losses = fit_batch(model.train(), batch, steps=250, lr=3e-3)
     events = dst_half_events(model, half["rows"], half["logits"], half["jerseys"])
-    assert _pred(events) == _gt(half), (loss.item(), _pred(events), _gt(half))
+    assert _pred(events) == _gt(half), (losses[-1], _pred(events), _gt(half))
