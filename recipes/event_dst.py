@@ -109,12 +109,15 @@ class ExportSection:
 
     ``pipeline_dst.yaml`` (input ``taad`` holding a clean spotter's file such as TAAD+DST): ``filter`` mode at
     model strength ``dst_strength`` -- the input events are kept unchanged unless the model scores them under
-    their class's threshold. Each class's threshold is the *maximin* one over ``dst_conditions`` (held-out
-    halves corrupted with seed ``dst_seed`` at each ``[noise strength, score power]``: other noise levels and
-    input scores raised to a power, since a real clean spotter matches neither the strength nor the score
-    calibration of the corruption model): the grid threshold whose worst F1 gain over the input across the
-    conditions is the largest. A class whose worst gain is not above ``dst_margin`` gets threshold 0: it is
-    passed through unchanged (the fitted "never worse" fallback).
+    their class's threshold. ``dst_thresholds``: ``auto`` (default) writes ``thresholds: auto`` with the
+    training halves' ground-truth ``class_rates``: the cuts are chosen per half and class at application time
+    to maximise the expected F1 (:func:`fpspot.post.event_dst.expected_f1_cuts`), nothing is fitted on the
+    held-out halves, which only report the result under each of ``dst_conditions`` (held-out halves corrupted
+    with seed ``dst_seed`` at each ``[noise strength, score power]``: other noise levels and input scores
+    raised to a power, since a real clean spotter matches neither the strength nor the score calibration of
+    the corruption model). ``maximin``: fixed per-class thresholds, each the grid threshold whose *worst* F1
+    gain over the input across the conditions is the largest; a class whose worst gain is not above
+    ``dst_margin`` gets threshold 0 and is passed through unchanged.
 
     ``model``: export this model folder instead of training (regenerates the pipelines of a released model,
     e.g. ``export.model=recipes/pretrained/event_dst``; the release is written to ``train.run_dir/release``)."""
@@ -126,6 +129,7 @@ class ExportSection:
     taad_strength: str = "taad"
     dst_strength: float = 0.15
     dst_seed: int = 20000
+    dst_thresholds: str = "auto"
     dst_margin: float = 0.01
     dst_conditions: list[list[float]] = field(default_factory=lambda: [
         [0.05, 1.0], [0.15, 1.0], [0.3, 1.0], [0.15, 0.5], [0.15, 2.0], [0.05, 0.5], [0.3, 0.5]])
@@ -147,6 +151,8 @@ class RecipeConfig:
         best_metric="score", mixed_precision="no", log_every=20))
 
     def __post_init__(self) -> None:
+        if self.export.dst_thresholds not in ("auto", "maximin"):
+            raise ConfigError(f"export.dst_thresholds: 'auto' or 'maximin', got {self.export.dst_thresholds!r}")
         if self.cpu_threads < 0:
             raise ConfigError(f"cpu_threads: 0 (automatic) or positive, got {self.cpu_threads}")
 
@@ -313,8 +319,16 @@ class HeldOut:
 PIPELINE_HEADER = """Event-sequence DST (issue 8) applied to one prediction file named '{input}' ({what}).
 Model: trained on the FOOTPASS training play-by-play (Ochin et al., CVIU 2026; annotations CC BY-NC 4.0)
 corrupted by the TAAD noise model. {fitted}
-Every choice was fitted on held-out TRAINING games {games}, never on validation games.
+Every choice was made on TRAINING games (held out: {games}), never on validation games.
 Apply (from the repository root): fpspot post --config {path} --pred {input}=PRED.json --out OUT.json"""
+
+
+DST_FITTED = {
+    "auto": "Filter mode, thresholds auto: per half and class, the input events the model scores best\n"
+            "are kept, as many as maximise the expected F1 given the class's ground-truth events per minute of play\n"
+            "in the training halves (class_rates).",
+    "maximin": "Filter mode: per-class maximin thresholds over {n} noise-strength / score-power\n"
+               "conditions; classes without a worst-case gain above {margin} pass through unchanged."}
 
 
 def _model_scored(model, pred, strength, cfg: EvalSection, mode: str):
@@ -369,42 +383,70 @@ def fit_taad_pipeline(model, gt, keys: list[str], params, cfg: "RecipeConfig", m
     return pipe
 
 
-def fit_dst_pipeline(model, gt, keys: list[str], params, cfg: "RecipeConfig", model_path: str):
-    """``pipeline_dst.yaml``: ``filter`` mode with per-class maximin thresholds over ``export.dst_conditions``
-    (see :class:`ExportSection`); classes without a robust gain pass through unchanged (threshold 0)."""
+def _dst_conditions(truth, params, exp: "ExportSection"):
+    """The held-out halves corrupted under each ``[strength, score power]`` of ``exp.dst_conditions``."""
     from fpspot.data.corrupt import corrupt_playbyplay
     from fpspot.data.footpass import PlayByPlay
-    from fpspot.post.gating import threshold_curves
-    from fpspot.post.pipeline import Pipeline
-    from fpspot.schema import ACTION_CLASSES, Prediction
+    from fpspot.schema import Prediction
 
-    exp = cfg.export
-    grid = (0.0, *GATE_GRID)  # 0 = keep every input event of the class
-    truth = gt.subset(keys)
-    gains, inputs = [], []
     for strength, power in exp.dst_conditions:
         pred = corrupt_playbyplay(truth, params, exp.dst_seed, strength=float(strength))
-        pred = PlayByPlay("pred", pred.keys, {k: [Prediction(e.frame, e.team, e.shirt, e.cls, float(e.score) ** power)
-                                                  for e in pred.events[k]] for k in pred.keys})
-        scored = PlayByPlay("pred", keys, {k: _model_scored(model, pred.events[k], exp.dst_strength, cfg.eval, "filter")
-                                          for k in keys})
+        yield (strength, power), PlayByPlay("pred", pred.keys, {
+            k: [Prediction(e.frame, e.team, e.shirt, e.cls, float(e.score) ** power) for e in pred.events[k]]
+            for k in pred.keys})
+
+
+def _maximin_thresholds(model, truth, inputs: list, cfg: "RecipeConfig") -> tuple[dict, dict]:
+    """Per class the grid threshold with the largest worst F1 gain over ``inputs`` (0 = pass through when that
+    gain is not above ``export.dst_margin``); returns ``(thresholds, worst gains)``."""
+    from fpspot.data.footpass import PlayByPlay
+    from fpspot.post.gating import threshold_curves
+    from fpspot.schema import ACTION_CLASSES
+
+    grid = (0.0, *GATE_GRID)  # 0 = keep every input event of the class
+    gains = []
+    for pred in inputs:
+        scored = PlayByPlay("pred", truth.keys, {k: _model_scored(model, pred.events[k], cfg.export.dst_strength,
+                                                                  cfg.eval, "filter") for k in truth.keys})
         f1 = threshold_curves(truth, scored, grid).f1()  # (8, G); column 0 = the input unchanged
         gains.append(f1 - f1[:, :1])
-        inputs.append(pred)
     worst = np.stack(gains).min(0)  # (8, G): worst gain over the conditions
     thresholds, worst_gain = {}, {}
     for c, name in enumerate(ACTION_CLASSES):
         j = int(np.argmax(worst[c]))
-        thresholds[name] = float(grid[j]) if worst[c, j] > exp.dst_margin else 0.0
+        thresholds[name] = float(grid[j]) if worst[c, j] > cfg.export.dst_margin else 0.0
         worst_gain[name] = round(float(worst[c, j]), 4) if thresholds[name] > 0 else 0.0
+    return thresholds, worst_gain
+
+
+def fit_dst_pipeline(model, gt, keys: list[str], params, cfg: "RecipeConfig", model_path: str):
+    """``pipeline_dst.yaml``: ``filter`` mode with ``thresholds: auto`` and the training halves' class rates, or
+    per-class maximin thresholds over ``export.dst_conditions`` (``export.dst_thresholds``, see
+    :class:`ExportSection`); either way the held-out figures under every condition go into ``info``."""
+    from fpspot.post.event_dst import ground_truth_class_rates
+    from fpspot.post.pipeline import Pipeline
+
+    exp = cfg.export
+    truth = gt.subset(keys)
+    conditions = list(_dst_conditions(truth, params, exp))
     step = {"step": "event_dst", "input": "taad", "model": model_path, "strength": exp.dst_strength, "mode": "filter",
-            "min_score": 0.0, "thresholds": thresholds}
+            "min_score": 0.0}
+    info = {"fitted_on": keys, "conditions": [list(c) for c in exp.dst_conditions], "corruption_seed": exp.dst_seed,
+            "strength": exp.dst_strength}
+    if exp.dst_thresholds == "auto":
+        training = [k for k in gt.keys if k not in set(keys)]
+        step.update(thresholds="auto", class_rates=ground_truth_class_rates(gt, training))
+        del info["fitted_on"]  # nothing is fitted on the held-out halves
+        info.update(class_rates_from=f"{len(training)} training halves (all but the held-out ones)", reported_on=keys)
+    else:
+        thresholds, worst_gain = _maximin_thresholds(model, truth, [pred for _, pred in conditions], cfg)
+        step["thresholds"] = thresholds
+        info.update(margin=exp.dst_margin, passthrough=[n for n, t in thresholds.items() if t == 0.0],
+                    worst_class_gain=worst_gain)
     pipe = Pipeline(["taad"], [step], "taad")
-    pipe.info = {"fitted_on": keys, "conditions": [list(c) for c in exp.dst_conditions], "corruption_seed": exp.dst_seed,
-                 "strength": exp.dst_strength, "margin": exp.dst_margin,
-                 "passthrough": [n for n, t in thresholds.items() if t == 0.0], "worst_class_gain": worst_gain,
-                 "held_out": {f"strength {s:g} score^{p:g}": _held_out_figures(pipe, model, pred, truth)
-                              for (s, p), pred in zip(exp.dst_conditions, inputs)}}
+    info["held_out"] = {f"strength {s:g} score^{p:g}": _held_out_figures(pipe, model, pred, truth)
+                        for (s, p), pred in conditions}
+    pipe.info = info
     return pipe
 
 
@@ -431,8 +473,7 @@ def export_release(run_dir: Path, gt, keys: list[str], params, config: "RecipeCo
             ("pipeline.yaml", "a TAAD-like spotter", fit_taad_pipeline,
              f"Per-class thresholds on the model's score fitted at noise strength 1 ({exp.seeds} corruption seeds)."),
             ("pipeline_dst.yaml", "a clean spotter such as TAAD+DST", fit_dst_pipeline,
-             f"Filter mode: per-class maximin thresholds over {len(exp.dst_conditions)} noise-strength / score-power\n"
-             f"conditions; classes without a worst-case gain above {exp.dst_margin} pass through unchanged.")):
+             DST_FITTED[exp.dst_thresholds].format(n=len(exp.dst_conditions), margin=exp.dst_margin))):
         pipe = fit(model, gt, keys, params, config, model_path)
         header = PIPELINE_HEADER.format(input="taad", what=what, fitted=fitted, games=games, path=f"{model_path}/{file}")
         pipe.save(out / file, header=header)

@@ -90,9 +90,11 @@ def test_event_dst_config_loads_with_its_recipe():
     try:
         spec.loader.exec_module(module)
         config = load_config(module.RecipeConfig, CONFIGS / "event_dst.yaml")
+        with pytest.raises(ConfigError, match="export.dst_thresholds: 'auto' or 'maximin', got 'best'"):
+            load_config(module.RecipeConfig, CONFIGS / "event_dst.yaml", ["export.dst_thresholds=best"])
     finally:
         del sys.modules[spec.name]
-    assert config.data.window > 0 and config.train.epochs > 0
+    assert config.data.window > 0 and config.train.epochs > 0 and config.export.dst_thresholds == "auto"
 
 
 @pytest.mark.parametrize("name", [n for n in ALL_CONFIGS if _kind(n) == "post"])

@@ -17,7 +17,8 @@ from fpspot.data.footpass import PlayByPlay, read_playbyplay, write_playbyplay
 from fpspot.eval import evaluate
 from fpspot.models import build
 from fpspot.models.event_dst import synthetic_half
-from fpspot.post.event_dst import denoise_half, estimate_strength, events_per_minute, nms_events
+from fpspot.post.event_dst import (denoise_half, estimate_strength, events_per_minute, expected_f1_cuts,
+                                   ground_truth_class_rates, nms_events, play_minutes)
 from fpspot.post.pipeline import Pipeline, PipelineError
 from fpspot.schema import Prediction
 
@@ -134,6 +135,82 @@ def test_denoise_half_keeps_valid_events(tmp_path):
     assert 0 < len(kept) < len(inputs)
 
 
+def _realised_f1(hits: np.ndarray, kept: np.ndarray, num_true: int) -> float:
+    tp = int((hits & kept).sum())
+    return 2 * tp / (int(kept.sum()) + num_true)
+
+
+def test_expected_f1_cuts_on_calibrated_scores():
+    """With calibrated scores (each event is a true positive with probability = its score), the auto cuts keep
+    every event of an under-detected class, prune an over-detected one, and beat both keeping everything and a
+    fixed 0.5 cut in realised F1."""
+    rng = np.random.default_rng(0)
+    under = rng.uniform(0.1, 0.3, 5)     # class 7: 5 weak detections of 13 true events
+    over = rng.uniform(0.0, 0.7, 200)    # class 1: 200 detections, ~70 of them true, plus 20 true events missed
+    missed = 20
+    scores = np.concatenate([under, over])
+    classes = np.concatenate([np.full(5, 7), np.full(200, 1)])
+    rates = {c: 1.0 for c in range(1, 9)} | {7: 1.3, 1: (over.sum() + missed) / 10}
+    cuts = expected_f1_cuts(scores, classes, rates, minutes=10.0)
+    assert cuts[7] == pytest.approx(under.min())  # nothing removed where the spotter already under-detects
+    assert 0.1 < cuts[1] < 0.5 and cuts[2] == 0.0  # the weak tail of the over-detected class goes
+    # brute force: the cut maximises 2 * sum(kept scores) / (kept + expected)
+    ranked = np.sort(over)[::-1]
+    best = max(range(1, 201), key=lambda k: 2 * ranked[:k].sum() / (k + over.sum() + missed))
+    assert cuts[1] == ranked[best - 1]
+    auto, everything, fixed = [], [], []
+    for _ in range(200):
+        hits = rng.random(over.size) < over
+        num_true = int(hits.sum()) + missed
+        auto.append(_realised_f1(hits, over >= cuts[1], num_true))
+        everything.append(_realised_f1(hits, np.ones(over.size, bool), num_true))
+        fixed.append(_realised_f1(hits, over >= 0.5, num_true))
+    assert np.mean(auto) > np.mean(everything) + 0.02 and np.mean(auto) > np.mean(fixed) + 0.02
+
+
+def test_ground_truth_class_rates_on_the_real_training_file(footpass_dir):
+    gt = read_playbyplay(footpass_dir / "playbyplay_train.json", "gt")
+    key = gt.keys[0]
+    one = ground_truth_class_rates(gt, [key])
+    passes = sum(1 for e in gt.events[key] if e.cls == 2)
+    assert one["pass"] == pytest.approx(passes / play_minutes(gt.events[key]), abs=1e-4)
+    rates = ground_truth_class_rates(gt)
+    assert list(rates) == ["drive", "pass", "cross", "throw-in", "shot", "header", "tackle", "block"]
+    assert 15 < sum(rates.values()) < 25 and rates["pass"] > rates["drive"] > rates["header"] > rates["tackle"] > 0
+    with pytest.raises(ValueError, match="every class needs ground-truth events"):
+        ground_truth_class_rates(PlayByPlay("gt", ["game_1_H1"], {"game_1_H1": gt.events[key][:3]}))
+
+
+def test_auto_thresholds_through_the_step(tmp_path):
+    """``thresholds: auto`` keeps, per half and class, the events at or above the expected-F1 cut of the model's
+    scores (filter mode: unchanged input events; replace mode: rescaled onto [0.15, 1])."""
+    gt = _synthetic_gt(halves=1, events=150)
+    inputs = corrupt_playbyplay(gt, seed=4).events[gt.keys[0]]
+    torch.manual_seed(0)
+    model = build("event_dst", **TINY).eval()
+    rates = {c: 2.0 for c in range(1, 9)}
+    _, details = denoise_half(model, inputs, strength=1.0, min_score=0.0, nms_window=0, return_details=True)
+    cuts = expected_f1_cuts(details["score"], np.asarray([e.cls for e in inputs]), rates, play_minutes(inputs))
+    kept = denoise_half(model, inputs, strength=1.0, min_score=0.0, mode="filter", thresholds="auto",
+                        class_rates=rates)
+    assert sorted(kept) == sorted(e for i, e in enumerate(inputs) if details["score"][i] >= cuts[e.cls])
+    assert 0 < len(kept) < len(inputs)
+    replaced = denoise_half(model, inputs, strength=1.0, min_score=0.0, nms_window=0, thresholds="auto",
+                            class_rates=rates)
+    assert 0 < len(replaced) < len(inputs) and all(0.15 <= e.score <= 1.0 for e in replaced)
+    model.save_pretrained(tmp_path / "m")
+    pred = PlayByPlay("pred", gt.keys, {gt.keys[0]: inputs})
+    for option, message in (({}, "thresholds 'auto' needs class_rates"),
+                            ({"class_rates": {"drive": 1.0}}, "class_rates has no value for class"),
+                            ({"class_rates": {**{c: 1.0 for c in range(1, 8)}, 8: 0.0}}, "class_rates must be > 0")):
+        with pytest.raises(PipelineError, match=message):
+            Pipeline(["taad"], [{"step": "event_dst", "input": "taad", "model": str(tmp_path / "m"), "mode": "filter",
+                                 "thresholds": "auto", **option}], "taad").apply({"taad": pred})
+    with pytest.raises(PipelineError, match="thresholds must be a number, a mapping class -> number or 'auto'"):
+        Pipeline(["taad"], [{"step": "event_dst", "input": "taad", "model": str(tmp_path / "m"),
+                             "thresholds": "best"}], "taad").apply({"taad": pred})
+
+
 def test_bad_model_paths_are_named(tmp_path):
     pred = PlayByPlay("pred", ["game_1_H1"], {"game_1_H1": [Prediction(10, 0, 3, 2, 0.9)]})
 
@@ -192,8 +269,8 @@ def test_released_model_on_real_taad_predictions(footpass_dir, tmp_path):
 
 
 def test_released_dst_pipeline_on_a_real_file_subset(footpass_dir, tmp_path):
-    """``pipeline_dst.yaml`` (filter mode) on the first 10 minutes of every half of the released TAAD+DST file:
-    every key kept, only input events (unchanged), and the pass-through classes are kept entirely."""
+    """``pipeline_dst.yaml`` (filter mode, thresholds auto) on the first 10 minutes of every half of the released
+    TAAD+DST file: every key kept, only input events (unchanged), a few of them removed."""
     from fpspot.cli import main
     from fpspot.schema import ACTION_CLASSES
 
@@ -209,15 +286,13 @@ def test_released_dst_pipeline_on_a_real_file_subset(footpass_dir, tmp_path):
                  "--out", str(out_path)]) == 0
     clean = read_playbyplay(out_path, "pred")
     assert clean.keys == subset.keys and clean.events["game_99_H1"] == []
-    thresholds = Pipeline.load(RELEASED / "pipeline_dst.yaml").steps[0]["thresholds"]
-    passthrough = {c + 1 for c, name in enumerate(ACTION_CLASSES) if thresholds[name] == 0.0}
-    assert 0 < len(passthrough) < 8  # the fitted fallback kept some classes and filters the others
+    step = Pipeline.load(RELEASED / "pipeline_dst.yaml").steps[0]
+    assert step["thresholds"] == "auto" and set(step["class_rates"]) == set(ACTION_CLASSES)
     removed = 0
     for key in subset.keys:
         inputs = subset.events[key]
         out = clean.events[key]
         assert all(1 <= e.cls <= 8 and e.frame >= 0 and 0.0 <= e.score <= 1.0 for e in out)
         assert set(out) <= set(inputs)  # filter mode: input events, unchanged
-        assert sorted(e for e in out if e.cls in passthrough) == sorted(e for e in inputs if e.cls in passthrough)
         removed += len(inputs) - len(out)
-    assert removed > 0
+    assert 0 < removed < 0.2 * sum(len(v) for v in subset.events.values())  # a clean spotter loses little

@@ -9,7 +9,15 @@ predicted class and the model's confidence. Events under ``min_score`` (or under
 ``[0.15, 1]``, so the official evaluator's cut falls on each class's fitted threshold. Then events that
 landed on one another are merged by a greedy per-(team, jersey, class) NMS over ``nms_window`` frames
 (highest score kept). ``mode: filter`` instead keeps the input events untouched and only removes those the
-model scores under the threshold (the conservative use for an already clean spotter). The output keeps
+model scores under the threshold (the conservative use for an already clean spotter).
+
+``thresholds: auto`` (with ``class_rates``, each class's ground-truth events per minute of play) fits the cuts
+per half without labels, treating the model's scores as calibrated probabilities of being a true positive:
+per class it keeps the ``k`` best-scored events that maximise the expected F1 ``2 * (sum of their scores) /
+(k + rate * minutes)`` (:func:`expected_f1_cuts`; the plug-in rule of Lipton et al., "Optimal thresholding of
+classifiers to maximize F1 measure", ECML 2014, whose optimum sits at half the attainable F1). A class the
+spotter under-detects (few events against many expected) thus keeps nearly all of its events, a class it
+over-detects loses its weakest ones. The output keeps
 every half key of the input (empty halves included) and only valid events (class 1..8, frame >= 0, team
 0/1, a jersey seen in the input, score in [0, 1]).
 
@@ -23,6 +31,8 @@ Pipeline step (``fpspot post``)::
     - {step: event_dst, input: taad, model: recipes/pretrained/event_dst, output: clean,
        strength: auto, min_score: 0.05, nms_window: 12, mode: replace,
        thresholds: {drive: 0.3, pass: 0.3, cross: 0.2, ...}}
+    - {step: event_dst, input: dst, model: recipes/pretrained/event_dst, strength: 0.15, mode: filter,
+       thresholds: auto, class_rates: {drive: 7.42, pass: 9.53, cross: 0.45, ...}}
 
 ``model`` is a folder written by ``save_pretrained``; a relative path is looked up in the current directory,
 then in the fpspot source tree (so ``recipes/pretrained/event_dst`` works from anywhere in a checkout).
@@ -137,10 +147,14 @@ def nms_events(events: list[Prediction], window: int) -> list[Prediction]:
     return kept
 
 
-def class_thresholds(thresholds) -> dict[int, float] | None:
-    """``None``, a number or ``{class name or id: number}`` -> ``{class id: threshold}`` (or ``None``)."""
-    if thresholds is None:
-        return None
+def class_thresholds(thresholds) -> dict[int, float] | str | None:
+    """``None``, a number or ``{class name or id: number}`` -> ``{class id: threshold}`` (or ``None``);
+    ``"auto"`` passes through (see :func:`expected_f1_cuts`)."""
+    if thresholds is None or thresholds == "auto":
+        return thresholds
+    if isinstance(thresholds, str):
+        raise EventDSTError(f"event_dst: thresholds must be a number, a mapping class -> number or 'auto', "
+                            f"got {thresholds!r}")
     from fpspot.post.events import per_class
 
     try:
@@ -153,6 +167,68 @@ def class_thresholds(thresholds) -> dict[int, float] | None:
     return {int(c): float(t) for c, t in table.items()}
 
 
+def check_class_rates(class_rates) -> dict[int, float]:
+    """``{class name or id: ground-truth events per minute}`` (all 8 classes, each > 0) -> ``{class id: rate}``."""
+    from fpspot.post.events import per_class
+
+    if class_rates is None:
+        raise EventDSTError("event_dst: thresholds 'auto' needs class_rates (ground-truth events per minute of "
+                            "play for every class)")
+    try:
+        rates = per_class(class_rates, "class_rates")
+    except ValueError as err:
+        raise EventDSTError(f"event_dst: {err}") from None
+    bad = {c: r for c, r in rates.items() if not float(r) > 0}
+    if bad:
+        raise EventDSTError(f"event_dst: class_rates must be > 0 events per minute, got {bad}")
+    return rates
+
+
+def play_minutes(events: Sequence) -> float:
+    """Minutes from the first to the last event of a half (at least 1)."""
+    frames = [int(e[0]) for e in events]
+    return max((max(frames) - min(frames)) / FPS / 60.0, 1.0) if frames else 1.0
+
+
+def ground_truth_class_rates(gt: PlayByPlay, keys: Sequence[str] | None = None) -> dict[str, float]:
+    """``{class name: ground-truth events per minute of play}`` over the halves ``keys`` of ``gt`` (all halves by
+    default; minutes from each half's first to last event), rounded to 4 decimals: the ``class_rates`` of
+    ``thresholds: auto``."""
+    from fpspot.schema import ACTION_CLASSES
+
+    keys = list(gt.keys if keys is None else keys)
+    counts = np.zeros(NUM_ACTIONS)
+    minutes = 0.0
+    for key in keys:
+        events = gt.events.get(key, [])
+        minutes += play_minutes(events) if events else 0.0
+        counts += np.bincount([int(e[3]) - 1 for e in events if 1 <= int(e[3]) <= NUM_ACTIONS], minlength=NUM_ACTIONS)
+    if minutes <= 0 or not counts.all():
+        raise ValueError(f"class rates of {gt.source!r}: every class needs ground-truth events in the halves "
+                         f"{keys[:3]}{'...' if len(keys) > 3 else ''} (counts {counts.astype(int).tolist()})")
+    return {name: round(float(n / minutes), 4) for name, n in zip(ACTION_CLASSES, counts)}
+
+
+def expected_f1_cuts(scores: np.ndarray, classes: np.ndarray, class_rates: dict[int, float],
+                     minutes: float) -> dict[int, float]:
+    """Per-class score cuts that maximise the expected F1 of the kept events of one half.
+
+    scores: ``(n,)`` probabilities that each event is a true positive; classes: ``(n,)`` class ids 1..8;
+    class ``c`` is expected to have ``class_rates[c] * minutes`` ground-truth events. For each class the events
+    are ranked by score and the top ``k`` kept, ``k`` maximising ``2 * sum(top-k scores) / (k + expected count)``;
+    the cut is the ``k``-th score (a class without events gets 0). Returns ``{class id: cut}`` for 1..8."""
+    scores, classes = np.asarray(scores, dtype=np.float64), np.asarray(classes, dtype=np.int64)
+    cuts = {}
+    for c in range(1, NUM_ACTIONS + 1):
+        ranked = np.sort(scores[classes == c])[::-1]
+        if not ranked.size:
+            cuts[c] = 0.0
+            continue
+        expected_f1 = 2.0 * np.cumsum(ranked) / (np.arange(1, ranked.size + 1) + class_rates[c] * minutes)
+        cuts[c] = float(ranked[int(np.argmax(expected_f1))])
+    return cuts
+
+
 def rescale_score(score: float, threshold: float, official: float = OFFICIAL_THRESHOLD) -> float:
     """Map a score in ``[threshold, 1]`` linearly onto ``[official, 1]`` (the evaluator's cut then sits at
     the class's own threshold)."""
@@ -161,7 +237,7 @@ def rescale_score(score: float, threshold: float, official: float = OFFICIAL_THR
 
 def denoise_half(model, events: Sequence, *, strength: float | str = "auto", min_score: float = 0.05,
                  nms_window: int = 12, thresholds=None, mode: str = "replace", batch_size: int = 64,
-                 return_details: bool = False):
+                 class_rates=None, return_details: bool = False):
     """Cleaned predictions of one half (see the module docstring), sorted by frame.
 
     events: ``(frame, team, shirt, class, score)`` records (absolute frames). mode ``"replace"``: the model's
@@ -169,7 +245,9 @@ def denoise_half(model, events: Sequence, *, strength: float | str = "auto", min
     score), minus those the model scores under the threshold. thresholds: ``None`` (keep everything at or
     above ``min_score``), a number or ``{class: number}``: per-class cut on the model's score (by the output
     class); in replace mode the kept scores are then mapped from ``[threshold, 1]`` onto ``[0.15, 1]``
-    (:func:`rescale_score`). With ``return_details`` also a dict of per-input-event numpy arrays
+    (:func:`rescale_score`). ``"auto"``: the cuts of :func:`expected_f1_cuts` for this half, from
+    ``class_rates`` (in replace mode over the events left after ``min_score`` and the NMS). With
+    ``return_details`` also a dict of per-input-event numpy arrays
     (``keep_prob``, ``cls``, ``offset``, ``score`` ...) in input order.
     """
     import torch
@@ -179,6 +257,7 @@ def denoise_half(model, events: Sequence, *, strength: float | str = "auto", min
     if mode not in ("replace", "filter"):
         raise EventDSTError(f"event_dst: mode must be 'replace' or 'filter', got {mode!r}")
     cuts = class_thresholds(thresholds)
+    rates = check_class_rates(class_rates) if cuts == "auto" else None
     events = [e for e in events if 1 <= int(e[3]) <= NUM_ACTIONS]
     value = _strength_of(model, events, strength)
     windows = half_windows(events, int(model.config["window"]), strength=value, max_players=model.max_players)
@@ -201,22 +280,23 @@ def denoise_half(model, events: Sequence, *, strength: float | str = "auto", min
                 details[name][src] = out[name][b, owned]
             pairs = tok["players"][out["player"][b, owned]]
             team[src], shirt[src] = pairs[:, 0], pairs[:, 1]
-    result = []
-    for i, e in enumerate(events):
-        score = float(np.clip(details["score"][i], 0.0, 1.0))
-        if mode == "filter":
-            cut = max(min_score, cuts.get(int(e[3]), 0.0) if cuts else 0.0)
-            if score >= cut:
-                result.append(Prediction(*(int(x) for x in e[:4]), float(e[4])))
-            continue
-        frame, cls = int(e[0]) + int(details["offset"][i]), int(details["cls"][i])
-        cut = max(min_score, cuts.get(cls, 0.0) if cuts else 0.0)
-        if frame < 0 or score < cut:
-            continue
+    scores = np.clip(details["score"], 0.0, 1.0)
+    if mode == "filter":
+        if rates is not None:
+            cuts = expected_f1_cuts(scores, np.asarray([int(e[3]) for e in events]), rates, play_minutes(events))
+        result = [Prediction(*(int(x) for x in e[:4]), float(e[4])) for i, e in enumerate(events)
+                  if scores[i] >= max(min_score, cuts.get(int(e[3]), 0.0) if cuts else 0.0)]
+    else:
+        frames = np.asarray([int(e[0]) for e in events], dtype=np.int64) + details["offset"].astype(np.int64)
+        result = [Prediction(int(frames[i]), int(team[i]), int(shirt[i]), int(details["cls"][i]), float(scores[i]))
+                  for i in range(len(events)) if frames[i] >= 0 and scores[i] >= min_score]
+        if rates is not None:
+            result = nms_events(result, int(nms_window))
+            cuts = expected_f1_cuts(np.asarray([p.score for p in result]), np.asarray([p.cls for p in result]),
+                                    rates, play_minutes(events))
         if cuts:
-            score = rescale_score(score, cuts.get(cls, 0.0))
-        result.append(Prediction(frame, int(team[i]), int(shirt[i]), cls, score))
-    if mode == "replace":
+            result = [p._replace(score=rescale_score(p.score, cuts.get(p.cls, 0.0))) for p in result
+                      if p.score >= cuts.get(p.cls, 0.0)]
         result = nms_events(result, int(nms_window))
     result.sort(key=lambda p: (p.frame, -p.score))
     if return_details:
@@ -227,17 +307,19 @@ def denoise_half(model, events: Sequence, *, strength: float | str = "auto", min
 
 def denoise_playbyplay(model, pred: PlayByPlay, *, strength: float | str = "auto", min_score: float = 0.05,
                        nms_window: int = 12, thresholds=None, mode: str = "replace",
-                       batch_size: int = 64) -> PlayByPlay:
+                       batch_size: int = 64, class_rates=None) -> PlayByPlay:
     """:func:`denoise_half` over every half of ``pred`` (every key kept)."""
     model = load_event_dst(model)
     events = {k: denoise_half(model, pred.events.get(k, []), strength=strength, min_score=min_score,
-                              nms_window=nms_window, thresholds=thresholds, mode=mode, batch_size=batch_size)
+                              nms_window=nms_window, thresholds=thresholds, mode=mode, batch_size=batch_size,
+                              class_rates=class_rates)
               for k in pred.keys}
     return PlayByPlay("pred", list(pred.keys), events)
 
 
 def event_dst_step(pred: PlayByPlay, model, *, strength: float | str = "auto", min_score: float = 0.05,
-                   nms_window: int = 12, thresholds=None, mode: str = "replace", batch_size: int = 64) -> PlayByPlay:
+                   nms_window: int = 12, thresholds=None, mode: str = "replace", batch_size: int = 64,
+                   class_rates=None) -> PlayByPlay:
     """The ``event_dst`` pipeline step on one event stream (options checked, model loaded and cached)."""
     if not 0.0 <= float(min_score) <= 1.0:
         raise EventDSTError(f"event_dst: min_score must be in [0, 1], got {min_score}")
@@ -245,12 +327,14 @@ def event_dst_step(pred: PlayByPlay, model, *, strength: float | str = "auto", m
         raise EventDSTError(f"event_dst: batch_size must be >= 1, got {batch_size}")
     if mode not in ("replace", "filter"):
         raise EventDSTError(f"event_dst: mode must be 'replace' or 'filter', got {mode!r}")
-    class_thresholds(thresholds)  # fail before loading the model
+    if class_thresholds(thresholds) == "auto":  # fail before loading the model
+        check_class_rates(class_rates)
     return denoise_playbyplay(load_event_dst(model), pred, strength=strength, min_score=float(min_score),
                               nms_window=int(nms_window), thresholds=thresholds, mode=mode,
-                              batch_size=int(batch_size))
+                              batch_size=int(batch_size), class_rates=class_rates)
 
 
-__all__ = ["EventDSTError", "class_thresholds", "denoise_half", "denoise_playbyplay", "estimate_strength",
-           "event_dst_step", "events_per_minute", "load_event_dst", "nms_events", "rescale_score",
-           "resolve_model_path"]
+__all__ = ["EventDSTError", "check_class_rates", "class_thresholds", "denoise_half", "denoise_playbyplay",
+           "estimate_strength", "event_dst_step", "events_per_minute", "expected_f1_cuts", "ground_truth_class_rates",
+           "load_event_dst",
+           "nms_events", "play_minutes", "rescale_score", "resolve_model_path"]
