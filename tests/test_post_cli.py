@@ -45,6 +45,33 @@ def test_fit_on_one_game_apply_to_the_other(footpass_dir, tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
 
 
+def test_fit_then_the_released_event_dst_filter(footpass_dir, tmp_path, capsys):
+    """``fpspot post fit --then pipeline_dst.yaml``: the fitted steps, then the event DST filter, which only
+    removes events; ``--then`` without ``fit`` is an error."""
+    g18, g24 = _split(footpass_dir, tmp_path, 18), _split(footpass_dir, tmp_path, 24)
+    released = REPO / "recipes" / "pretrained" / "event_dst" / "pipeline_dst.yaml"
+    plain, chained = tmp_path / "plain.yaml", tmp_path / "chained.yaml"
+    common = ["post", "fit", "--gt", str(g18["gt"]), "--pred", f"taad={g18['taad']}", f"dst={g18['dst']}",
+              "--offset", "dst=-1"]
+    assert main([*common, "--out", str(plain)]) == 0
+    assert main([*common, "--then", str(released), "--out", str(chained)]) == 0
+    pipe = Pipeline.load(chained)
+    assert pipe.steps[:-1] == Pipeline.load(plain).steps and pipe.steps[-1]["step"] == "event_dst"
+    assert pipe.steps[-1]["input"] == "fused" and "calibration_before_then" in pipe.info
+    outs = {}
+    for name, config in (("plain", plain), ("chained", chained)):
+        outs[name] = tmp_path / f"{name}.json"
+        assert main(["post", "--config", str(config), "--pred", f"taad={g24['taad']}", "--pred", f"dst={g24['dst']}",
+                     "--out", str(outs[name])]) == 0
+    plain_out, chained_out = read_playbyplay(outs["plain"]), read_playbyplay(outs["chained"])
+    for key in plain_out.keys:
+        assert set(chained_out.events[key]) <= set(plain_out.events[key])
+    assert sum(map(len, chained_out.events.values())) < sum(map(len, plain_out.events.values()))
+    assert main(["post", "--config", str(plain), "--then", str(released), "--pred", f"taad={g24['taad']}",
+                 "--pred", f"dst={g24['dst']}", "--out", str(tmp_path / "x.json")]) == 2
+    assert "--then is an option of 'fpspot post fit'" in capsys.readouterr().err
+
+
 def test_committed_pipeline_applies_and_keeps_every_key(footpass_dir, tmp_path):
     config = REPO / "recipes" / "configs" / "post_footpass_val.yaml"
     dst = read_playbyplay(footpass_dir / DST)

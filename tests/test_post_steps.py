@@ -231,6 +231,28 @@ def test_pipeline_yaml_round_trip_keys_and_errors(tmp_path):
         Pipeline(["a"], [{"step": "event_dst", "input": "a", "model": "m"}], "a").apply({"a": a})
 
 
+def test_then_appends_a_one_input_pipeline():
+    """``Pipeline.then`` runs a one-input pipeline on the output: the same events as applying the two in turn;
+    the appended pipeline's own streams are renamed, so they cannot clash; fit_pipeline appends it unfitted."""
+    gt = synthetic_truth(games=(1, 2), seed=5)
+    a, b = noisy_model(gt, 1), noisy_model(gt, 2)
+    first = Pipeline(["a", "b"], [{"step": "fuse", "inputs": ["a", "b"], "output": "fused"}], "fused", {"n": 1})
+    second = Pipeline(["x"], [{"step": "shift", "input": "x", "frames": 2, "output": "fused"},
+                              {"step": "gate", "input": "fused", "thresholds": 0.6}], "fused", {"m": 2})
+    both = first.then(second)
+    assert both.inputs == ["a", "b"] and both.output == "then.fused" and both.info == {"n": 1, "then": {"m": 2}}
+    assert both.steps[1] == {"step": "shift", "input": "fused", "frames": 2, "output": "then.fused"}
+    assert both.apply({"a": a, "b": b}).events == second.apply({"x": first.apply({"a": a, "b": b})}).events
+    with pytest.raises(PipelineError, match="must have one input"):
+        second.then(first)
+    fitted = fit_pipeline(gt, {"a": a, "b": b}, FitOptions(weights=(1.0,), jersey_scores=(None,), then=second))
+    alone = fit_pipeline(gt, {"a": a, "b": b}, FitOptions(weights=(1.0,), jersey_scores=(None,)))
+    assert fitted.steps[:-2] == alone.steps and fitted.steps[-1]["step"] == "gate"
+    assert fitted.info["calibration_before_then"] == alone.info["calibration"]
+    after = evaluate(fitted.apply({"a": a, "b": b}), gt)
+    assert fitted.info["calibration"] == {"macro_f1": round(after.macro_f1, 4), "micro_f1": round(after.micro_f1, 4)}
+
+
 def test_register_step_extends_the_registry():
     assert "event_dst" in STEPS
     name = "test_only_drop_all"

@@ -2,6 +2,7 @@
 
     fpspot post --config PIPELINE.yaml --pred taad=TAAD.json --pred dst=DST.json --out OUT.json
     fpspot post fit --gt GT.json --pred taad=TAAD.json dst=DST.json --out PIPELINE.yaml [--cv games]
+                    [--then ONE_INPUT_PIPELINE.yaml]
 
 NAME in ``--pred NAME=PATH`` is how the pipeline refers to each model's predictions.
 """
@@ -30,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--primary", metavar="NAME", help="fit: the model the others support (default: best alone)")
     parser.add_argument("--objective", choices=["micro", "macro", "macro+micro"], default="micro",
                         help="fit: criterion for the fusion weights and jersey rule (default micro)")
+    parser.add_argument("--then", metavar="PIPELINE.yaml", help="fit: a one-input pipeline appended unchanged to "
+                        "the fitted one, e.g. recipes/pretrained/event_dst/pipeline_dst.yaml")
 
 
 def _pairs(values: list[str], what: str) -> dict[str, str]:
@@ -61,6 +64,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.action is None:
         if not args.config:
             raise ValueError("give --config PIPELINE.yaml to apply a pipeline, or use 'fpspot post fit'")
+        if args.then:
+            raise ValueError("--then is an option of 'fpspot post fit'")
         pipeline = Pipeline.load(args.config)
         result = pipeline.apply(preds)
         write_playbyplay(args.out, result)
@@ -73,7 +78,8 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError("'fpspot post fit' needs --gt GT.json")
     gt = read_playbyplay(args.gt, "gt")
     offsets = {name: int(v) for name, v in _pairs(args.offset, "--offset").items()}
-    options = FitOptions(primary=args.primary, offsets=offsets, objective=args.objective)
+    options = FitOptions(primary=args.primary, offsets=offsets, objective=args.objective,
+                         then=Pipeline.load(args.then) if args.then else None)
     cv = cross_validate(gt, preds, options) if args.cv else None
     pipeline = fit_pipeline(gt, preds, options)
     if cv is not None:

@@ -13,7 +13,10 @@ predictions of ``N >= 1`` models, under the official metric:
    the objective after gating; the fusion keeps only clusters that include the primary model, so the
    others confirm, re-rank or re-assign its events but add none;
 3. per-class gating thresholds (:func:`fpspot.post.gating.fit_thresholds`), shrunk toward "no gating"
-   (0.15) by class frequency, so a class seen a handful of times keeps (almost) every event.
+   (0.15) by class frequency, so a class seen a handful of times keeps (almost) every event;
+4. optionally (``FitOptions.then``) a fixed one-input pipeline run on the fitted output, with nothing in it
+   fitted here -- e.g. the released event DST in filter mode (``recipes/pretrained/event_dst/pipeline_dst.yaml``),
+   which drops events its sequence context makes unlikely (:meth:`fpspot.post.pipeline.Pipeline.then`).
 
 :func:`cross_validate` refits on all games but one and scores the held-out game, for every game.
 """
@@ -49,6 +52,7 @@ class FitOptions:
     prior: float | str = 0.15  # threshold a rare class shrinks to: 0.15 = no gating; or "macro" / "micro"
     objective: str = "micro"  # choice of weights and jersey rule: "micro" (low variance), "macro", "macro+micro"
     delta: int = 12
+    then: Pipeline | None = None  # fixed one-input pipeline run on the fitted output (nothing in it is fitted)
 
 
 def _score(report, objective: str) -> float:
@@ -127,7 +131,13 @@ def fit_pipeline(ground_truth: PlayByPlay, predictions: Mapping[str, PlayByPlay]
                     "shrink": opts.shrink, "prior": opts.prior, "known_offsets": dict(opts.offsets),
                     "max_offset": opts.max_offset},
     }
-    return Pipeline(names, steps, output, info)
+    pipe = Pipeline(names, steps, output, info)
+    if opts.then is not None:
+        pipe = pipe.then(opts.then)
+        after = evaluate(pipe.apply(predictions), gt, opts.delta)
+        pipe.info["calibration"] = {"macro_f1": round(after.macro_f1, 4), "micro_f1": round(after.micro_f1, 4)}
+        pipe.info["calibration_before_then"] = info["calibration"]
+    return pipe
 
 
 def games_of(pbp: PlayByPlay) -> dict[int, list[str]]:

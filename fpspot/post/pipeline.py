@@ -196,6 +196,9 @@ def _step_event_dst(streams, input: str, model: str, output: str | None = None, 
 # --------------------------------------------------------------------------------------------- pipeline
 
 
+_STREAM_FIELDS = ("input", "inputs", "output", "support", "logits", "require")  # step fields naming streams
+
+
 @dataclass
 class Pipeline:
     """Named inputs, a list of steps (each ``{"step": name, **params}``) and the output stream's name.
@@ -246,6 +249,28 @@ class Pipeline:
             raise PipelineError(f"pipeline output {self.output!r} is not an event stream")
         keys = _union_keys([result] + [s for n, s in streams.items() if n in self.inputs])
         return PlayByPlay("pred", keys, {k: list(result.events.get(k, [])) for k in keys})
+
+    def then(self, other: "Pipeline") -> "Pipeline":
+        """This pipeline followed by ``other``, a one-input pipeline run on this one's output.
+
+        ``other``'s input stream is renamed to this pipeline's output and its other streams get the prefix
+        ``then.`` (so they cannot clash with this pipeline's); ``info`` is this pipeline's, with ``then``
+        recording the appended steps' own ``info``."""
+        if len(other.inputs) != 1:
+            raise PipelineError(f"then: the appended pipeline must have one input, it has {other.inputs}")
+
+        def rename(name: str) -> str:
+            return self.output if name == other.inputs[0] else f"then.{name}"
+
+        steps = []
+        for step in other.steps:
+            step = dict(step)
+            for key in _STREAM_FIELDS:
+                if key in step:
+                    step[key] = [rename(n) for n in step[key]] if isinstance(step[key], list) else rename(step[key])
+            steps.append(step)
+        info = {**self.info, "then": other.info} if (self.info or other.info) else {}
+        return Pipeline(list(self.inputs), [dict(s) for s in self.steps] + steps, rename(other.output), info)
 
     def to_dict(self) -> dict:
         return {"format": FORMAT, "inputs": list(self.inputs), "output": self.output,
