@@ -7,6 +7,11 @@ With ``--check-seeds N`` it also corrupts the ground truth N times with the fitt
 the official micro / macro F1 of the corrupted files next to those of the real predictions;
 ``--strengths 0.15,0.5`` adds the figures of the same ground truth corrupted at those noise strengths
 (:func:`fpspot.data.corrupt.strength_scales`; the event DST trains over a range of strengths).
+``--structure`` compares how the false positives are laid out in the real file and in the corrupted ground
+truth (random bursts, ghosts next to their event's prediction, duplicates on another action of their player);
+``--model DIR`` adds, per error kind, the mean keep probability an event DST gives them (how hard they are).
+
+    python recipes/fit_corruption.py --out /tmp/params.json --check-seeds 0 --structure --model recipes/pretrained/event_dst
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from fpspot.data.corrupt import CorruptionParams, corrupt_playbyplay, fit_corruption
+from fpspot.data.corrupt import (
+    CorruptionParams, corrupt_playbyplay, fit_corruption, label_predictions, random_bursts,
+)
 from fpspot.data.footpass import read_playbyplay
 from fpspot.eval import evaluate
 
@@ -34,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check-seeds", type=int, default=5, help="corrupt the GT this many times and score it")
     parser.add_argument("--strengths", default="", help="comma-separated noise strengths to score as well")
     parser.add_argument("--json", type=Path, default=None, help="write the check figures here")
+    parser.add_argument("--structure", action="store_true", help="compare the layout of the false positives")
+    parser.add_argument("--model", type=Path, default=None, help="with --structure: an event DST folder")
     args = parser.parse_args(argv)
 
     gt, pred = read_playbyplay(args.gt, "gt"), read_playbyplay(args.pred, "pred")
@@ -42,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     params.save(args.out)
     CorruptionParams.load(args.out)  # never leave a file we cannot read back
     print(f"wrote {args.out}: {params.source['counts']}")
+    if args.structure:
+        structure(gt, pred, params, args.model)
     if args.check_seeds <= 0:
         return 0
     real = evaluate(pred, gt)
@@ -78,6 +89,58 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1))
     return 0
+
+
+def layout(gt, pred, model=None) -> dict[str, float]:
+    """Layout figures of a prediction file's false positives against the ground truth (see the module doc)."""
+    from fpspot.schema import NUM_ACTIONS
+
+    randoms, ghost_gap, dup_near, keep = [], [], [], {}
+    for key in gt.keys:
+        preds = [tuple(p) for p in pred.events.get(key, []) if 1 <= int(p[3]) <= NUM_ACTIONS]
+        events = gt.events[key]
+        labels = label_predictions(events, preds)
+        randoms.append([p for p, kind in zip(labels.predictions, labels.kinds) if kind == "random"])
+        made = np.asarray(sorted(p[0] for p, kind in zip(labels.predictions, labels.kinds)
+                                 if kind in ("detected", "wrong_jersey", "wrong_class", "wrong_team")))
+        for p, kind, j in zip(labels.predictions, labels.kinds, labels.gt_index):
+            if kind == "ghost" and made.size:
+                ghost_gap.append(int(np.abs(made - p[0]).min()))
+            elif kind == "duplicate":
+                dup_near.append(any(e[1] == p[1] and e[2] == p[2] and abs(e[0] - p[0]) <= 12
+                                    and abs(e[0] - preds[j][0]) > 12 for e in events))
+        if model is not None:
+            from fpspot.post.event_dst import denoise_half
+
+            _, details = denoise_half(model, preds, strength=1.0, min_score=0.0, return_details=True)
+            index = {p: i for i, p in enumerate(preds)}
+            for p, kind in zip(labels.predictions, labels.kinds):
+                keep.setdefault(kind, []).append(float(details["keep_prob"][index[tuple(p)]]))
+    bursts = random_bursts(randoms)
+    sizes = np.asarray(bursts["random_burst_size"])
+    out = {"random burst size (mean)": float(np.dot(np.arange(1, sizes.size + 1), sizes)),
+           "random bursts: same player": bursts["random_burst_same_player"],
+           "random bursts: same class": bursts["random_burst_same_class"],
+           "ghost within 2 frames of a prediction": float(np.mean(np.asarray(ghost_gap) <= 2)),
+           "duplicate on another action of its player": float(np.mean(dup_near))}
+    out.update({f"keep probability: {kind}": float(np.mean(v)) for kind, v in sorted(keep.items())})
+    return out
+
+
+def structure(gt, pred, params, model_dir=None) -> None:
+    model = None
+    if model_dir is not None:
+        import torch
+
+        from fpspot.models import load_model
+
+        torch.set_num_threads(1)
+        model = load_model(model_dir).eval()
+    real = layout(gt, pred, model)
+    corrupted = layout(gt, corrupt_playbyplay(gt, params, 0), model)
+    print(f"{'false-positive layout':45s} {'real':>7s} {'corrupted':>9s}")
+    for name, value in real.items():
+        print(f"{name:45s} {value:7.3f} {corrupted.get(name, float('nan')):9.3f}")
 
 
 if __name__ == "__main__":

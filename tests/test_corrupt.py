@@ -141,6 +141,33 @@ def test_refit_recovers_fitted_rates(params, synth):
         assert abs(refit.score_quantiles[kind]["all"][10] - params.score_quantiles[kind]["all"][10]) < 0.03
 
 
+def test_false_positive_structure_is_reproduced(params, synth):
+    """Random false positives come in bursts (several players at once, often one class) and ghosts sit next to
+    the detection of their event, as in the real TAAD output: corrupting a synthetic sequence and labelling it
+    gives back the burst sizes and repeat rates fitted on the real file; without those parameters it does not."""
+    import copy
+
+    target = params.source["random_bursts_observed"]
+    target_size = float(np.dot(np.arange(1, len(params.random_burst_size) + 1), params.random_burst_size))
+    flat = copy.deepcopy(params)
+    flat.random_burst_size, flat.ghost_anchor_hist, flat.dup_at_player_event = [1.0], None, 0.0
+    refits = {name: fit_corruption(synth, corrupt_playbyplay(synth, p, seed=11), calibrate_iters=0, shrinkage=0.0)
+              for name, p in (("fitted", params), ("flat", flat))}
+    sizes = {name: float(np.dot(np.arange(1, len(r.random_burst_size) + 1), r.random_burst_size))
+             for name, r in refits.items()}
+    observed = {name: r.source["random_bursts_observed"] for name, r in refits.items()}
+    for key in ("random_burst_same_player", "random_burst_same_class"):
+        assert abs(observed["fitted"][key] - target[key]) < 0.05, (key, observed["fitted"][key], target[key])
+    assert abs(sizes["fitted"] - target_size) < 0.15
+    assert observed["flat"]["random_burst_same_player"] < 0.1 and sizes["flat"] < 1.25
+
+    def spread(hist):
+        return math.sqrt(float(np.dot(np.square(hist["offsets"]), hist["probs"])))
+
+    assert abs(spread(refits["fitted"].ghost_anchor_hist) - spread(params.ghost_anchor_hist)) < 2.0
+    assert spread(refits["flat"].ghost_anchor_hist) > spread(params.ghost_anchor_hist) + 1.5
+
+
 def test_fit_matches_official_counts(footpass_dir):
     """Detections labelled by the fit include every official TP; the sanity target is checked in the recipe."""
     gt = read_playbyplay(footpass_dir / "playbyplay_val_g18_g24.json", "gt")
@@ -162,12 +189,20 @@ def test_corrupted_gt_scores_like_taad(footpass_dir, params):
     runs = [evaluate(corrupt_playbyplay(gt, params, seed), gt) for seed in range(3)]
     assert abs(np.mean([r.micro_f1 for r in runs]) - real.micro_f1) < 0.03
     assert abs(np.mean([r.macro_f1 for r in runs]) - real.macro_f1) < 0.03
+    # duplicates that land on another action of their player: as often as in the real file
+    refit = fit_corruption(gt, corrupt_playbyplay(gt, params, 0), calibrate_iters=0)
+    target = params.source["dup_at_player_event_observed"]
+    assert abs(refit.source["dup_at_player_event_observed"] - target) < 0.06
 
 
 def test_bad_params_name_the_key(params, tmp_path):
     obj = params.to_json()
     obj["ghost_rate"] = [0.1] * 3
     with pytest.raises(ValueError, match="ghost_rate"):
+        CorruptionParams.from_json(obj)
+    obj = params.to_json()
+    obj["random_burst_size"] = [0.5, -0.1, 0.6]
+    with pytest.raises(ValueError, match="random_burst_size"):
         CorruptionParams.from_json(obj)
     with pytest.raises(ValueError, match="no such file"):
         CorruptionParams.load(tmp_path / "missing.json")

@@ -33,15 +33,24 @@ moves the frame by a jitter drawn from ``jitter_hist`` (``pred - gt``, -50..50);
 draw their jitter from the same histogram restricted to ``+-match_window``; ``wrong_jersey`` takes another
 player of the same team, ``wrong_team`` a player of the other team (players drawn from the half's active
 players, weighted by their number of events), ``wrong_class`` a class from ``class_confusion[c]``.
-Then, per ground-truth event of class ``c``, ``Poisson(ghost_rate[c])`` ghosts are placed at an offset from
-``ghost_offset_hist`` with a class from ``ghost_confusion[c]``, on the event's team with probability
-``ghost_same_team`` and, with probability ``ghost_neighbour_player``, on a player of that team who acts
-within +-75 frames (else any active player of the team). Per class ``c``, ``Poisson(random_rate_per_min[c]
-* free minutes)`` random false positives are spread uniformly over the *free* frames of the half's span (those
-farther than ``ghost_window`` from every event, so that they are labelled ``random`` again) on a random
-active player.
-Last, every emitted detection of class ``c`` gets ``Poisson(dup_rate[c])`` duplicates at ``+-|offset|`` from
-``dup_offset_hist`` (1..75 frames), same player and class, with a score no higher than its parent.
+Then, per ground-truth event of class ``c``, ``Poisson(ghost_rate[c])`` ghosts are placed with a class from
+``ghost_confusion[c]``, on the event's team with probability ``ghost_same_team`` and, with probability
+``ghost_neighbour_player``, on a player of that team who acts within +-75 frames (else any active player of
+the team); a ghost of an event that was detected (or got one of the wrong outcomes) sits at an offset from
+``ghost_anchor_hist`` from *that prediction* (TAAD fires on several players at once), a ghost of a missed
+event at an offset from ``ghost_offset_hist`` from the event. Random false positives (per class ``c``
+``random_rate_per_min[c] * free minutes`` expected) fall on the *free* frames of the half's span (those
+farther than ``ghost_window`` from every event, so that they are labelled ``random`` again) in bursts, as
+TAAD's do: a burst starts on a uniformly drawn free frame and has ``random_burst_size`` members (sizes 1, 2,
+...), each ``random_burst_gap_hist`` frames after the previous one; a member keeps the previous one's player
+with another class (probability ``random_burst_same_player``), keeps its class on another player
+(``random_burst_same_class``), or draws both afresh -- never the same player and class again, which is a
+duplicate. Files without burst parameters draw every random false positive on its own.
+Last, every emitted detection of class ``c`` gets ``Poisson(dup_rate[c])`` duplicates, same player and class,
+with a score no higher than its parent: with probability ``dup_at_player_event`` on another action (of
+another class, within ``dup_window``) of the same player, jittered by ``+-match_window`` (TAAD repeats a
+player's class on his next touch), else at ``+-|offset|`` from ``dup_offset_hist`` (1..75 frames) from the
+parent.
 Scores are drawn from per-kind, per-class empirical quantile functions ``score_quantiles[kind][class]``
 (21 quantiles, 0 %..100 %, linear interpolation; kinds ``detected``, ``wrong`` (the three wrong outcomes
 pooled), ``duplicate``, ``ghost``, ``random``; a class with fewer than ``min_score_samples`` (30)
@@ -51,6 +60,11 @@ Estimation details: outcome probabilities are shrunk cell -> class -> global wit
 ``shrinkage`` (10) events; confusion rows use add-``0.5`` smoothing on the off-diagonal; rates are counts
 over exposures (ghost rate per event, duplicate rate per non-duplicate prediction, random rate per free
 minute: frames of the span from first to last event that are farther than ``ghost_window`` from any event).
+Bursts link a half's random false positives while consecutive ones are at most ``ghost_window`` frames apart
+(:func:`random_bursts`); the repeat probabilities are solved from the observed repeat fractions net of
+chance repeats, and, like the outcome probabilities and ``dup_at_player_event``, calibrated by simulation
+(:func:`calibrate_corruption`), because the labeller turns some generated members into duplicates and some
+duplicates into detections.
 
 Fitted values (TAAD, games 18 and 24; regenerate with ``python recipes/fit_corruption.py``)
 ------------------------------------------------------------------------------------------
@@ -59,27 +73,40 @@ class, 104 wrong team, 807 duplicates, 2845 ghosts, 976 random; 3855 events over
 which 105 "free" minutes (farther than 25 frames from any event).
 
 * ``outcome[c][b]`` (after calibration; detected / wrong jersey / wrong class / wrong team / missed):
-  box: drive .76/.01/.03/.00/.20, pass .78/.00/.07/.00/.14, cross .73/.00/.01/.01/.25,
-  throw-in .71/.00/.08/.00/.20, shot .70/.02/.04/.03/.20, header .67/.01/.02/.00/.30,
-  tackle .41/.00/.29/.08/.22, block .54/.07/.18/.05/.16; without a box detection collapses
-  (drive .16, pass .11, header .19 in live play; .16, .08, .36 in replays) -- TAAD almost never finds an
+  box: drive .77/.01/.02/.01/.19, pass .78/.00/.07/.00/.14, cross .77/.01/.02/.01/.20,
+  throw-in .67/.01/.02/.01/.29, shot .68/.08/.03/.04/.16, header .68/.01/.01/.00/.29,
+  tackle .29/.00/.30/.04/.37, block .58/.06/.19/.05/.13; without a box detection collapses
+  (drive .17, pass .11, header .19 in live play; .16, .08, .37 in replays) -- TAAD almost never finds an
   event whose actor has no box.
 * ``jitter_hist``: mean +0.4 frames, sd 8.3; 56 % within +-3 frames, 93 % within +-12 (the rest is the
   official-FN tail out to +-50).
 * ``class_confusion``: wrong-class detections are mostly pass -> drive / cross / shot / header and
   drive -> header / cross (see the JSON).
 * ``ghost_rate`` per event (drive .. block): .45 .92 1.09 .29 1.39 1.46 .77 .63; ``ghost_same_team`` .42;
-  ``ghost_neighbour_player`` .27; ``ghost_offset_hist`` within +-25 frames (median |offset| 7).
-* ``random_rate_per_min`` per free minute (drive .. block): 4.47 1.44 .30 .43 .13 1.12 .84 .54.
+  ``ghost_neighbour_player`` .27; ``ghost_anchor_hist`` (ghost - its event's prediction): median |offset| 5,
+  30 % within +-2 frames, 12 % on the same frame; ``ghost_offset_hist`` (ghosts of missed events, from the
+  event) median |offset| 11.
+* ``random_rate_per_min`` per free minute (drive .. block): 4.47 1.44 .30 .43 .13 1.12 .84 .54. Bursts:
+  sizes 1 / 2 / 3 / 4+ with probability .65 / .23 / .08 / .05 (mean 1.59), median gap 3 frames; observed
+  repeats between consecutive members: player .26, class .46 (generative ``random_burst_same_player`` .32,
+  ``random_burst_same_class`` .43 after calibration).
 * ``dup_rate`` per emitted detection (drive .. block): .225 .065 .065 .183 .016 .019 .084 .024; duplicates
-  sit 26..75 frames from their parent (median 40: just outside TAAD's NMS window).
+  sit 26..75 frames from their parent (median 40: just outside TAAD's NMS window); 20 % of them lie within 12
+  frames of another action of their player (``dup_at_player_event`` .59 after calibration).
 * ``score_quantiles`` medians (pooled): detected .79 (IQR .64-.91), wrong .59, duplicate .56, ghost .56,
   random .58 -- true detections score higher, but the distributions overlap widely.
 
 Sanity check (``python recipes/fit_corruption.py --check-seeds 10``): corrupting the real ground truth of
-games 18/24 and scoring it gives micro F1 0.424 +- 0.004 and macro F1 0.252 +- 0.010 over 10 seeds (real
-TAAD file: 0.4125 and 0.2498); per class, precision and recall are within 0.03 of the real file except
-throw-in recall (0.41 vs 0.46), tackle and block recall (+0.06; 13 and 51 events).
+games 18/24 and scoring it gives micro F1 0.423 +- 0.004 and macro F1 0.246 +- 0.005 over 10 seeds (real
+TAAD file: 0.4125 and 0.2498); per class, precision and recall are within 0.04 of the real file except
+throw-in (precision 0.20 vs 0.26, recall 0.39 vs 0.46; 69 events), tackle recall (0.23 vs 0.31; 13 events)
+and block recall (0.48 vs 0.39; 51 events).
+
+How hard the false positives are (an event DST's mean keep probability, corrupted vs real games 18/24;
+``python recipes/fit_corruption.py --structure --model DIR``): without bursts, random false positives stood
+isolated (median 36 frames to the next prediction, real 8) and were easier to reject than real ones (.20 vs
+.25); with them, and the released model, random .23 vs .25, ghosts .23 vs .24; duplicates stay easier (.24 vs
+.31).
 """
 
 from __future__ import annotations
@@ -142,6 +169,17 @@ class CorruptionParams:
     jitter_window: int = 50
     ghost_window: int = 25
     dup_window: int = 75
+    # random false positives in bursts (absent from older files: then each one is drawn on its own)
+    random_burst_size: list[float] = field(default_factory=lambda: [1.0])  # P(size = 1, 2, ...)
+    random_burst_gap_hist: dict[str, list] = field(default_factory=lambda: {"offsets": [0], "probs": [1.0]})
+    random_burst_same_class: float = 0.0
+    random_burst_same_player: float = 0.0
+    random_burst_window: int = 25
+    # ghosts of an event that was detected sit relative to that detection (absent from older files: relative to
+    # the event); ghost_offset_hist then holds the offsets of ghosts of missed events only
+    ghost_anchor_hist: dict[str, list] | None = None
+    # probability that a duplicate lands on another ground-truth event of its player (0 in older files)
+    dup_at_player_event: float = 0.0
     source: dict = field(default_factory=dict)
     format: str = PARAMS_FORMAT
 
@@ -182,7 +220,16 @@ class CorruptionParams:
             rows = getattr(self, name)
             if len(rows) != NUM_ACTIONS + 1 or any(len(r) != NUM_ACTIONS + 1 for r in rows):
                 raise ValueError(f"{where}: key {name!r} must be a 9 x 9 matrix")
-        for name in ("jitter_hist", "ghost_offset_hist", "dup_offset_hist"):
+        sizes = self.random_burst_size
+        if not sizes or min(sizes) < 0 or abs(sum(sizes) - 1) > 1e-6:
+            raise ValueError(f"{where}: key 'random_burst_size' must be probabilities of burst sizes 1, 2, ...")
+        for name in ("random_burst_same_class", "random_burst_same_player", "dup_at_player_event"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{where}: key {name!r} must be a probability")
+        if min(self.random_burst_gap_hist.get("offsets", [-1]) or [-1]) < 0:
+            raise ValueError(f"{where}: key 'random_burst_gap_hist' needs non-negative 'offsets'")
+        anchored = ("ghost_anchor_hist",) if self.ghost_anchor_hist is not None else ()
+        for name in ("jitter_hist", "ghost_offset_hist", "dup_offset_hist", "random_burst_gap_hist", *anchored):
             hist = getattr(self, name)
             if len(hist.get("offsets", [])) != len(hist.get("probs", [])) or not hist["offsets"]:
                 raise ValueError(f"{where}: key {name!r} needs equal-length non-empty 'offsets' and 'probs'")
@@ -352,6 +399,42 @@ def _free_minutes(gt_events: Sequence, window: int) -> float:
     return float(_free_mask(frames, (int(frames.min()), int(frames.max())), window).sum()) / FPS / 60.0
 
 
+def random_bursts(randoms: Sequence[Sequence], window: int = 25, max_size: int = 8) -> dict:
+    """Burst statistics of random false positives: per half, predictions ``(frame, team, shirt, class, ...)``
+    sorted by frame are linked into one burst while consecutive ones are at most ``window`` frames apart.
+
+    Returns the :class:`CorruptionParams` fields ``random_burst_size`` (probabilities of sizes 1..``max_size``,
+    larger bursts counted as ``max_size``), ``random_burst_gap_hist`` (frames between consecutive members,
+    0..``window``), ``random_burst_same_class`` and ``random_burst_same_player`` (the observed fractions of
+    members that repeat the previous one's class / player; :func:`fit_corruption` then removes the part that
+    independent draws would repeat by chance)."""
+    sizes, gaps = [], []
+    same_class = same_player = pairs = 0
+    for half in randoms:
+        half = sorted(half, key=lambda p: p[0])
+        size = 0
+        for n, p in enumerate(half):
+            if n and p[0] - half[n - 1][0] <= window:
+                prev = half[n - 1]
+                gaps.append(int(p[0] - prev[0]))
+                pairs += 1
+                same_class += int(p[3] == prev[3])
+                same_player += int((p[1], p[2]) == (prev[1], prev[2]))
+                size += 1
+            else:
+                if size:
+                    sizes.append(size)
+                size = 1
+        if size:
+            sizes.append(size)
+    counts = np.bincount(np.minimum(np.asarray(sizes, dtype=np.int64), max_size), minlength=max_size + 1)[1:]
+    return {"random_burst_size": [float(x) for x in counts / max(counts.sum(), 1)] if counts.sum() else [1.0],
+            "random_burst_gap_hist": _hist(gaps, 0, window) if gaps else {"offsets": [0], "probs": [1.0]},
+            "random_burst_same_class": same_class / max(pairs, 1),
+            "random_burst_same_player": same_player / max(pairs, 1),
+            "random_burst_window": int(window)}
+
+
 def fit_corruption(gt: PlayByPlay | Mapping | str, pred: PlayByPlay | Mapping | str, *, delta: int = 12,
                    threshold: float = 0.15, jitter_window: int = 50, ghost_window: int = 25, dup_window: int = 75,
                    shrinkage: float = 10.0, min_score_samples: int = 30, calibrate_iters: int = 2,
@@ -374,16 +457,21 @@ def fit_corruption(gt: PlayByPlay | Mapping | str, pred: PlayByPlay | Mapping | 
     random_per_class = np.zeros(C)
     dup_per_class = np.zeros(C)
     parent_per_class = np.zeros(C)
-    jitters, ghost_offsets, dup_offsets = [], [], []
+    jitters, dup_offsets, anchor_offsets, missed_ghost_offsets = [], [], [], []
     ghost_same_team = ghost_neighbour = 0
     scores: dict[str, dict[int, list[float]]] = {k: defaultdict(list) for k in SCORE_KINDS}
     counts: Counter = Counter()
     minutes = 0.0
+    randoms: list[list] = []
+    dup_at_event = 0
     for key in keys:
         events, preds = gt.events[key], pred.events[key]
         labels = label_predictions(events, preds, delta=delta, threshold=threshold, jitter_window=jitter_window,
                                    ghost_window=ghost_window, dup_window=dup_window)
         minutes += _free_minutes(events, ghost_window)
+        randoms.append([p for p, kind in zip(labels.predictions, labels.kinds) if kind == "random"])
+        detection_frame = {j: p[0] for p, kind, j in zip(labels.predictions, labels.kinds, labels.gt_index)
+                           if kind in ("detected", "wrong_jersey", "wrong_class", "wrong_team")}
         for e, out in zip(events, labels.outcome):
             outcome_counts[e[3], BUCKETS.index(bucket_of(e)), OUTCOMES.index(out)] += 1
             gt_per_class[e[3]] += 1
@@ -395,6 +483,9 @@ def fit_corruption(gt: PlayByPlay | Mapping | str, pred: PlayByPlay | Mapping | 
             if kind == "duplicate":
                 dup_per_class[cls] += 1
                 dup_offsets.append(abs(off))
+                parent = preds[j]  # a duplicate's reference is its parent prediction
+                dup_at_event += int(any(e[1] == p[1] and e[2] == p[2] and abs(e[0] - p[0]) <= delta
+                                        and abs(e[0] - parent[0]) > delta for e in events))
                 continue
             parent_per_class[cls] += 1
             if kind in ("detected", "wrong_jersey", "wrong_class", "wrong_team"):
@@ -405,7 +496,10 @@ def fit_corruption(gt: PlayByPlay | Mapping | str, pred: PlayByPlay | Mapping | 
                 e = events[j]
                 ghost_per_class[e[3]] += 1
                 ghost_confusion[e[3], cls] += 1
-                ghost_offsets.append(off)
+                if j in detection_frame:
+                    anchor_offsets.append(int(p[0] - detection_frame[j]))
+                else:
+                    missed_ghost_offsets.append(off)
                 ghost_same_team += int(p[1] == e[1])
                 ghost_neighbour += int(any(abs(x[0] - p[0]) <= NEIGHBOUR_FRAMES and x[1] == p[1] and x[2] == p[2]
                                            for x in events))
@@ -452,7 +546,9 @@ def fit_corruption(gt: PlayByPlay | Mapping | str, pred: PlayByPlay | Mapping | 
         jitter_hist=_hist(jitters, -jitter_window, jitter_window, smooth=0.0),
         class_confusion=rows(confusion, diagonal=False),
         ghost_rate=[0.0] + [float(ghost_per_class[c] / max(gt_per_class[c], 1)) for c in range(1, C)],
-        ghost_offset_hist=_hist(ghost_offsets, -ghost_window, ghost_window),
+        ghost_offset_hist=_hist(missed_ghost_offsets, -ghost_window, ghost_window),
+        ghost_anchor_hist=_hist(anchor_offsets, -jitter_window, jitter_window),
+        dup_at_player_event=dup_at_event / max(dup_per_class.sum(), 1),
         ghost_confusion=rows(ghost_confusion, diagonal=True),
         ghost_same_team=ghost_same_team / num_ghosts,
         ghost_neighbour_player=ghost_neighbour / num_ghosts,
@@ -464,6 +560,7 @@ def fit_corruption(gt: PlayByPlay | Mapping | str, pred: PlayByPlay | Mapping | 
         jitter_window=jitter_window,
         ghost_window=ghost_window,
         dup_window=dup_window,
+        **random_bursts(randoms, ghost_window),
         source={"gt": gt.source, "pred": pred.source, "keys": keys, "num_gt": counts["num_gt"],
                 "num_pred": int(sum(counts[k] for k in PREDICTION_KINDS)), "free_minutes": minutes,
                 "counts": {k: int(counts[k]) for k in PREDICTION_KINDS}, "delta": delta, "threshold": threshold,
@@ -473,6 +570,24 @@ def fit_corruption(gt: PlayByPlay | Mapping | str, pred: PlayByPlay | Mapping | 
                               "random": random_per_class.astype(int).tolist(),
                               "duplicate": dup_per_class.astype(int).tolist()}},
     )
+    # the generator keeps the player (a), keeps the class (b) or draws both afresh (1 - a - b), and a fresh draw
+    # repeats the class by chance with probability cc = sum(p^2) and then changes the player, else repeats the
+    # player with probability cp: observed same player = a + (1 - a - b)(1 - cc) cp, same class = b + (1 - a - b) cc
+    class_probs = np.asarray(params.random_rate_per_min[1:]) / max(sum(params.random_rate_per_min), 1e-12)
+    cc = float(np.sum(class_probs ** 2))
+    cp = float(np.mean([sum(0.5 * np.sum(w ** 2) for _, w in _players(gt.events[k]).values()) for k in keys]))
+    observed = {"random_burst_same_player": params.random_burst_same_player,
+                "random_burst_same_class": params.random_burst_same_class}
+    k1, k2 = (1.0 - cc) * cp, cc
+    a, b = observed["random_burst_same_player"], observed["random_burst_same_class"]
+    if 1.0 - k1 - k2 > 1e-6:  # not a single class and player (then every repeat is by chance)
+        a, b = np.linalg.solve([[1.0 - k1, -k1], [-k2, 1.0 - k2]], [a - k1, b - k2])
+    a, b = max(float(a), 0.0), max(float(b), 0.0)
+    if a + b > 1.0:
+        a, b = a / (a + b), b / (a + b)
+    params.random_burst_same_player, params.random_burst_same_class = a, b
+    params.source["random_bursts_observed"] = observed
+    params.source["dup_at_player_event_observed"] = params.dup_at_player_event
     if calibrate_iters:
         params = calibrate_corruption(params, gt.subset(keys), iters=calibrate_iters, seeds=calibrate_seeds)
     return params
@@ -486,15 +601,20 @@ def calibrate_corruption(params: CorruptionParams, gt: PlayByPlay, *, iters: int
     ``detected``), so the raw outcome probabilities over-produce the labelled detections (recall comes out
     ~0.03 too high). Each iteration corrupts ``gt`` with ``seeds`` seeds, labels the output with
     :func:`fit_corruption` (uncalibrated) and multiplies, per class, the four non-missed outcome
-    probabilities by ``target count / simulated count`` (the rest goes to ``missed``). The false-positive
-    rates are left as fitted: the number of predictions per class already comes out right.
+    probabilities by ``target count / simulated count`` (the rest goes to ``missed``), and the two burst
+    repeat probabilities by ``target fraction / simulated fraction`` (a burst member that repeats an earlier,
+    not only the previous, member's player and class is labelled a duplicate, so the raw values under-produce
+    repeats). The false-positive rates are left as fitted: the number of predictions per class already comes
+    out right.
     """
     target = params.source["per_class"]
+    target_repeats = params.source.get("random_bursts_observed", {})
     for it in range(iters):
-        sims = [fit_corruption(gt, corrupt_playbyplay(gt, params, seed=10_000 * (it + 1) + s),
+        fits = [fit_corruption(gt, corrupt_playbyplay(gt, params, seed=10_000 * (it + 1) + s),
                                calibrate_iters=0, delta=params.match_window, threshold=params.source["threshold"],
                                jitter_window=params.jitter_window, ghost_window=params.ghost_window,
-                               dup_window=params.dup_window).source["per_class"] for s in range(seeds)]
+                               dup_window=params.dup_window).source for s in range(seeds)]
+        sims = [fit["per_class"] for fit in fits]
         mean = {name: np.mean([np.asarray(sim[name], dtype=np.float64) for sim in sims], axis=0) for name in target}
         tgt = {name: np.asarray(target[name], dtype=np.float64) for name in target}
 
@@ -509,6 +629,18 @@ def calibrate_corruption(params: CorruptionParams, gt: PlayByPlay, *, iters: int
                 if probs.sum() > 0.999:
                     probs *= 0.999 / probs.sum()
                 params.outcome[str(c)][b] = [float(x) for x in probs] + [float(1.0 - probs.sum())]
+        if "dup_at_player_event_observed" in params.source:
+            simulated = float(np.mean([fit["dup_at_player_event_observed"] for fit in fits]))
+            params.dup_at_player_event = float(np.clip(
+                params.dup_at_player_event * ratio(params.source["dup_at_player_event_observed"], simulated), 0.0, 1.0))
+        if len(params.random_burst_size) > 1:
+            for name, value in target_repeats.items():
+                simulated = float(np.mean([fit["random_bursts_observed"][name] for fit in fits]))
+                setattr(params, name, float(np.clip(getattr(params, name) * ratio(value, simulated), 0.0, 1.0)))
+            total = params.random_burst_same_player + params.random_burst_same_class
+            if total > 1.0:
+                params.random_burst_same_player /= total
+                params.random_burst_same_class /= total
     params.source = {**params.source, "calibration": {"iters": iters, "seeds": seeds}}
     return params
 
@@ -533,6 +665,8 @@ class _Sampler:
         self.jitter_inner = (self.jitter[0], probs / probs.sum() if probs.sum() else inner / inner.sum())
         self.ghost = (np.asarray(params.ghost_offset_hist["offsets"]), np.asarray(params.ghost_offset_hist["probs"]))
         self.dup = (np.asarray(params.dup_offset_hist["offsets"]), np.asarray(params.dup_offset_hist["probs"]))
+        anchor = params.ghost_anchor_hist
+        self.ghost_anchor = (np.asarray(anchor["offsets"]), np.asarray(anchor["probs"])) if anchor else None
 
     def offset(self, hist: tuple[np.ndarray, np.ndarray]) -> int:
         return int(self.rng.choice(hist[0], p=hist[1]))
@@ -591,6 +725,65 @@ def strength_scales(strength: float) -> tuple[float, float]:
     return strength, 0.6 + 0.4 * strength
 
 
+def _draw_class(rng: np.random.Generator, class_probs: np.ndarray, exclude: int | None = None) -> int:
+    """A class id 1..8 drawn from ``class_probs`` (8 probabilities), never ``exclude`` (unless it is the only one)."""
+    probs = class_probs.copy()
+    if exclude is not None and probs.sum() - probs[exclude - 1] > 0:
+        probs[exclude - 1] = 0.0
+    return int(rng.choice(NUM_ACTIONS, p=probs / probs.sum())) + 1
+
+
+def _other_player(rng: np.random.Generator, active: dict, team: int, shirt: int | None) -> tuple[int, int | None]:
+    """A random active player of a random team other than ``(team, shirt)``."""
+    new_team = int(rng.integers(2))
+    new_shirt = _draw_player(rng, active, new_team, exclude=shirt if new_team == team else None)
+    if new_shirt is None:
+        new_team = 1 - new_team
+        new_shirt = _draw_player(rng, active, new_team, exclude=shirt if new_team == team else None)
+    return new_team, new_shirt
+
+
+def _random_bursts(params: CorruptionParams, s: _Sampler, rng: np.random.Generator, free: np.ndarray,
+                   minutes: float, active: dict, emit) -> None:
+    """Random false positives in bursts: ``Poisson(total rate * minutes / mean burst size)`` bursts start on
+    uniformly drawn free frames; each has a size from ``random_burst_size``; every further member follows the
+    previous one by a gap from ``random_burst_gap_hist`` and, with probability ``random_burst_same_player``,
+    keeps its player with another class, with probability ``random_burst_same_class`` keeps its class on
+    another player, else draws class (in proportion to ``random_rate_per_min``) and player afresh -- never the
+    previous player *and* class, which the labeller would call a duplicate. The first member's class is drawn
+    in proportion to ``random_rate_per_min``, so the expected count per class stays close to
+    ``random_rate_per_min[c] * minutes``."""
+    rates = np.asarray(params.random_rate_per_min[1:], dtype=np.float64)
+    if rates.sum() <= 0 or free.size == 0:
+        return
+    class_probs = rates / rates.sum()
+    size_probs = np.asarray(params.random_burst_size, dtype=np.float64)
+    mean_size = float(np.dot(np.arange(1, size_probs.size + 1), size_probs))
+    gap = (np.asarray(params.random_burst_gap_hist["offsets"]), np.asarray(params.random_burst_gap_hist["probs"]))
+    for _ in range(rng.poisson(rates.sum() * minutes / mean_size)):
+        frame = int(rng.choice(free))
+        cls = int(rng.choice(NUM_ACTIONS, p=class_probs)) + 1
+        team = int(rng.integers(2))
+        shirt = _draw_player(rng, active, team)
+        for member in range(int(rng.choice(size_probs.size, p=size_probs)) + 1):
+            if member:
+                frame += s.offset(gap)
+                u = rng.random()
+                if u < params.random_burst_same_player:  # the same player, another class
+                    cls = _draw_class(rng, class_probs, exclude=cls)
+                elif u < params.random_burst_same_player + params.random_burst_same_class:  # same class, other player
+                    team, shirt = _other_player(rng, active, team, shirt)
+                else:  # drawn afresh, but never the same player and class again (that would be a duplicate)
+                    new_cls = _draw_class(rng, class_probs)
+                    if new_cls == cls:
+                        team, shirt = _other_player(rng, active, team, shirt)
+                    else:
+                        team = int(rng.integers(2))
+                        shirt = _draw_player(rng, active, team)
+                    cls = new_cls
+            emit(frame, team, shirt, cls, "random", "random")
+
+
 def corrupt_half(gt_events: Sequence, params: CorruptionParams, rng: np.random.Generator, *,
                  players: Mapping[int, Sequence[tuple[int, int]]] | None = None,
                  span: tuple[int, int] | None = None, return_kinds: bool = False, return_sources: bool = False,
@@ -632,7 +825,9 @@ def corrupt_half(gt_events: Sequence, params: CorruptionParams, rng: np.random.G
                     source))
 
     outcome_names = np.asarray(OUTCOMES)
-    for src, e in zip(order, events):
+    detection_frame: dict[int, int] = {}  # position in `events` -> frame of the prediction made from it
+    for position, (src, e) in enumerate(zip(order, events)):
+        emitted = len(out)
         probs = scaled_outcome(params.outcome[str(e.cls)][bucket_of(e)], miss_scale)
         outcome = str(outcome_names[rng.choice(len(OUTCOMES), p=probs)])
         if outcome == "detected":
@@ -646,9 +841,14 @@ def corrupt_half(gt_events: Sequence, params: CorruptionParams, rng: np.random.G
         elif outcome == "wrong_class":
             cls = int(rng.choice(NUM_ACTIONS + 1, p=params.class_confusion[e.cls]))
             emit(e.frame + s.offset(s.jitter_inner), e.team, e.shirt, cls, "wrong_class", "wrong", src)
-    for e in events:
+        if len(out) > emitted:
+            detection_frame[position] = out[-1][0].frame
+    for position, e in enumerate(events):
         for _ in range(rng.poisson(params.ghost_rate[e.cls] * fp_scale)):
-            frame = e.frame + s.offset(s.ghost)
+            if s.ghost_anchor is not None and position in detection_frame:
+                frame = detection_frame[position] + s.offset(s.ghost_anchor)
+            else:
+                frame = e.frame + s.offset(s.ghost)
             cls = int(rng.choice(NUM_ACTIONS + 1, p=params.ghost_confusion[e.cls]))
             team = e.team if rng.random() < params.ghost_same_team else 1 - e.team
             shirt = None
@@ -665,13 +865,28 @@ def corrupt_half(gt_events: Sequence, params: CorruptionParams, rng: np.random.G
     if span is not None:
         free = np.flatnonzero(_free_mask(frames, span, params.ghost_window)) + span[0]
         minutes = free.size / FPS / 60.0
-        for cls in range(1, NUM_ACTIONS + 1):
-            for _ in range(rng.poisson(params.random_rate_per_min[cls] * fp_scale * minutes)):
-                team = int(rng.integers(2))
-                emit(int(rng.choice(free)), team, _draw_player(rng, active, team), cls, "random", "random")
+        if len(params.random_burst_size) > 1:
+            _random_bursts(params, s, rng, free, minutes * fp_scale, active, emit)
+        else:
+            for cls in range(1, NUM_ACTIONS + 1):
+                for _ in range(rng.poisson(params.random_rate_per_min[cls] * fp_scale * minutes)):
+                    team = int(rng.integers(2))
+                    emit(int(rng.choice(free)), team, _draw_player(rng, active, team), cls, "random", "random")
+    player_events: dict[tuple[int, int], list] = defaultdict(list)
+    for e in events:
+        player_events[(e.team, e.shirt)].append((e.frame, e.cls))
+    player_events = {k: np.asarray(v, dtype=np.int64).reshape(-1, 2) for k, v in player_events.items()}
     parents = list(out)
     for pred, _kind, src in parents:
         for _ in range(rng.poisson(params.dup_rate[pred.cls] * fp_scale)):
+            if params.dup_at_player_event > 0 and rng.random() < params.dup_at_player_event:
+                own = player_events.get((pred.team, pred.shirt), np.zeros((0, 2), dtype=np.int64))
+                gap = np.abs(own[:, 0] - pred.frame)
+                near = own[(gap > params.match_window) & (gap <= params.dup_window) & (own[:, 1] != pred.cls), 0]
+                if near.size:  # the player's other action (of another class), in the parent's class
+                    emit(int(rng.choice(near)) + s.offset(s.jitter_inner), pred.team, pred.shirt, pred.cls,
+                         "duplicate", "duplicate", src, upper=pred.score)
+                    continue
             sign = 1 if rng.random() < 0.5 else -1
             emit(pred.frame + sign * s.offset(s.dup), pred.team, pred.shirt, pred.cls, "duplicate", "duplicate",
                  src, upper=pred.score)
@@ -698,6 +913,6 @@ def corrupt_playbyplay(gt: PlayByPlay | Mapping | str, params: CorruptionParams 
 
 __all__ = [
     "BUCKETS", "OUTCOMES", "PREDICTION_KINDS", "SCORE_KINDS", "CorruptionParams", "HalfLabels", "bucket_of",
-    "corrupt_half", "corrupt_playbyplay", "fit_corruption", "half_seed", "label_predictions", "scaled_outcome",
-    "strength_scales",
+    "corrupt_half", "corrupt_playbyplay", "fit_corruption", "half_seed", "label_predictions", "random_bursts",
+    "scaled_outcome", "strength_scales",
 ]
