@@ -105,7 +105,7 @@ and block recall (0.48 vs 0.39; 51 events).
 How hard the false positives are (an event DST's mean keep probability, corrupted vs real games 18/24;
 ``python recipes/fit_corruption.py --structure --model DIR``): without bursts, random false positives stood
 isolated (median 36 frames to the next prediction, real 8) and were easier to reject than real ones (.20 vs
-.25); with them, and the released model, random .23 vs .25, ghosts .23 vs .24; duplicates stay easier (.24 vs
+.25); with them, and the released model, random .22 vs .25, ghosts .20 vs .21; duplicates stay easier (.24 vs
 .31).
 """
 

@@ -28,8 +28,8 @@ output event (which the official 0.15 threshold and per-class gating need), cost
 of one per output event, and cannot hallucinate events. They cannot add events the spotter missed, but
 that is not what limits F1 here: on held-out training halves corrupted with the TAAD noise, perfect
 per-event decisions (keep exactly the detections of real events, with their true class, player and frame)
-would score micro F1 0.83 / macro 0.81 without a single insertion, while the trained models score about
-0.54 / 0.38 -- the decisions, not the missing insertions, are the bottleneck
+would score micro F1 0.83 / macro 0.81 without a single insertion (first corruption model), while the trained
+models score about 0.54 / 0.36-0.38 -- the decisions, not the missing insertions, are the bottleneck
 (``python benchmarks/event_dst_footpass.py --ceiling``). An autoregressive variant was not trained (CPU
 budget); insertions from context alone would need the exact jersey and a frame within 12 of the truth.
 

@@ -336,5 +336,4 @@ def event_dst_step(pred: PlayByPlay, model, *, strength: float | str = "auto", m
 
 __all__ = ["EventDSTError", "check_class_rates", "class_thresholds", "denoise_half", "denoise_playbyplay",
            "estimate_strength", "event_dst_step", "events_per_minute", "expected_f1_cuts", "ground_truth_class_rates",
-           "load_event_dst",
-           "nms_events", "play_minutes", "rescale_score", "resolve_model_path"]
+           "load_event_dst", "nms_events", "play_minutes", "rescale_score", "resolve_model_path"]
