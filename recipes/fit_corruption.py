@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from fpspot.data.corrupt import (
-    CorruptionParams, corrupt_playbyplay, fit_corruption, label_predictions, random_bursts,
+    CorruptionParams, corrupt_playbyplay, fit_corruption, label_predictions, on_other_action, random_bursts,
 )
 from fpspot.data.footpass import read_playbyplay
 from fpspot.eval import evaluate
@@ -107,8 +107,7 @@ def layout(gt, pred, model=None) -> dict[str, float]:
             if kind == "ghost" and made.size:
                 ghost_gap.append(int(np.abs(made - p[0]).min()))
             elif kind == "duplicate":
-                dup_near.append(any(e[1] == p[1] and e[2] == p[2] and abs(e[0] - p[0]) <= 12
-                                    and abs(e[0] - preds[j][0]) > 12 for e in events))
+                dup_near.append(on_other_action(events, p, preds[j]))
         if model is not None:
             from fpspot.post.event_dst import denoise_half
 

@@ -399,6 +399,13 @@ def _free_minutes(gt_events: Sequence, window: int) -> float:
     return float(_free_mask(frames, (int(frames.min()), int(frames.max())), window).sum()) / FPS / 60.0
 
 
+def on_other_action(gt_events: Sequence, pred: Sequence, parent: Sequence, window: int = 12) -> bool:
+    """Whether a duplicate ``pred`` lies within ``window`` frames of a ground-truth action of its player
+    (team, shirt) other than the one its ``parent`` prediction is about (farther than ``window`` from it)."""
+    return any(e[1] == pred[1] and e[2] == pred[2] and abs(e[0] - pred[0]) <= window
+               and abs(e[0] - parent[0]) > window for e in gt_events)
+
+
 def random_bursts(randoms: Sequence[Sequence], window: int = 25, max_size: int = 8) -> dict:
     """Burst statistics of random false positives: per half, predictions ``(frame, team, shirt, class, ...)``
     sorted by frame are linked into one burst while consecutive ones are at most ``window`` frames apart.
@@ -484,8 +491,7 @@ def fit_corruption(gt: PlayByPlay | Mapping | str, pred: PlayByPlay | Mapping | 
                 dup_per_class[cls] += 1
                 dup_offsets.append(abs(off))
                 parent = preds[j]  # a duplicate's reference is its parent prediction
-                dup_at_event += int(any(e[1] == p[1] and e[2] == p[2] and abs(e[0] - p[0]) <= delta
-                                        and abs(e[0] - parent[0]) > delta for e in events))
+                dup_at_event += int(on_other_action(events, p, parent, delta))
                 continue
             parent_per_class[cls] += 1
             if kind in ("detected", "wrong_jersey", "wrong_class", "wrong_team"):
@@ -667,6 +673,8 @@ class _Sampler:
         self.dup = (np.asarray(params.dup_offset_hist["offsets"]), np.asarray(params.dup_offset_hist["probs"]))
         anchor = params.ghost_anchor_hist
         self.ghost_anchor = (np.asarray(anchor["offsets"]), np.asarray(anchor["probs"])) if anchor else None
+        burst = params.random_burst_gap_hist
+        self.burst_gap = (np.asarray(burst["offsets"]), np.asarray(burst["probs"]))
 
     def offset(self, hist: tuple[np.ndarray, np.ndarray]) -> int:
         return int(self.rng.choice(hist[0], p=hist[1]))
@@ -759,7 +767,6 @@ def _random_bursts(params: CorruptionParams, s: _Sampler, rng: np.random.Generat
     class_probs = rates / rates.sum()
     size_probs = np.asarray(params.random_burst_size, dtype=np.float64)
     mean_size = float(np.dot(np.arange(1, size_probs.size + 1), size_probs))
-    gap = (np.asarray(params.random_burst_gap_hist["offsets"]), np.asarray(params.random_burst_gap_hist["probs"]))
     for _ in range(rng.poisson(rates.sum() * minutes / mean_size)):
         frame = int(rng.choice(free))
         cls = int(rng.choice(NUM_ACTIONS, p=class_probs)) + 1
@@ -767,7 +774,7 @@ def _random_bursts(params: CorruptionParams, s: _Sampler, rng: np.random.Generat
         shirt = _draw_player(rng, active, team)
         for member in range(int(rng.choice(size_probs.size, p=size_probs)) + 1):
             if member:
-                frame += s.offset(gap)
+                frame += s.offset(s.burst_gap)
                 u = rng.random()
                 if u < params.random_burst_same_player:  # the same player, another class
                     cls = _draw_class(rng, class_probs, exclude=cls)
@@ -872,8 +879,8 @@ def corrupt_half(gt_events: Sequence, params: CorruptionParams, rng: np.random.G
                 for _ in range(rng.poisson(params.random_rate_per_min[cls] * fp_scale * minutes)):
                     team = int(rng.integers(2))
                     emit(int(rng.choice(free)), team, _draw_player(rng, active, team), cls, "random", "random")
-    player_events: dict[tuple[int, int], list] = defaultdict(list)
-    for e in events:
+    player_events: dict[tuple[int, int], list] = defaultdict(list)  # (team, shirt) -> (frame, class) rows
+    for e in events if params.dup_at_player_event > 0 else ():
         player_events[(e.team, e.shirt)].append((e.frame, e.cls))
     player_events = {k: np.asarray(v, dtype=np.int64).reshape(-1, 2) for k, v in player_events.items()}
     parents = list(out)
@@ -913,6 +920,6 @@ def corrupt_playbyplay(gt: PlayByPlay | Mapping | str, params: CorruptionParams 
 
 __all__ = [
     "BUCKETS", "OUTCOMES", "PREDICTION_KINDS", "SCORE_KINDS", "CorruptionParams", "HalfLabels", "bucket_of",
-    "corrupt_half", "corrupt_playbyplay", "fit_corruption", "half_seed", "label_predictions", "random_bursts",
-    "scaled_outcome", "strength_scales",
+    "corrupt_half", "corrupt_playbyplay", "fit_corruption", "half_seed", "label_predictions", "on_other_action",
+    "random_bursts", "scaled_outcome", "strength_scales",
 ]

@@ -98,11 +98,8 @@ def load_event_dst(path: str | Path, device: str = "cpu"):
 
 def events_per_minute(events: Sequence, min_score: float = 0.15) -> float:
     """Input events (score >= ``min_score``) per minute between the first and the last of them."""
-    frames = [int(e[0]) for e in events if float(e[4]) >= min_score]
-    if len(frames) < 2:
-        return 0.0
-    minutes = max(max(frames) - min(frames), FPS * 60) / FPS / 60.0
-    return len(frames) / minutes
+    scored = [e for e in events if float(e[4]) >= min_score]
+    return len(scored) / play_minutes(scored) if len(scored) >= 2 else 0.0
 
 
 def estimate_strength(events: Sequence, table: Sequence[Sequence[float]] | None) -> float:
@@ -288,16 +285,17 @@ def denoise_half(model, events: Sequence, *, strength: float | str = "auto", min
                   if scores[i] >= max(min_score, cuts.get(int(e[3]), 0.0) if cuts else 0.0)]
     else:
         frames = np.asarray([int(e[0]) for e in events], dtype=np.int64) + details["offset"].astype(np.int64)
-        result = [Prediction(int(frames[i]), int(team[i]), int(shirt[i]), int(details["cls"][i]), float(scores[i]))
-                  for i in range(len(events)) if frames[i] >= 0 and scores[i] >= min_score]
+        # the NMS groups by class and a class's cut removes its lowest scores, so NMS first then cut keeps the
+        # same events as cut first then NMS; the auto cuts need the merged events
+        result = nms_events([Prediction(int(frames[i]), int(team[i]), int(shirt[i]), int(details["cls"][i]),
+                                        float(scores[i])) for i in range(len(events))
+                             if frames[i] >= 0 and scores[i] >= min_score], int(nms_window))
         if rates is not None:
-            result = nms_events(result, int(nms_window))
             cuts = expected_f1_cuts(np.asarray([p.score for p in result]), np.asarray([p.cls for p in result]),
                                     rates, play_minutes(events))
         if cuts:
             result = [p._replace(score=rescale_score(p.score, cuts.get(p.cls, 0.0))) for p in result
                       if p.score >= cuts.get(p.cls, 0.0)]
-        result = nms_events(result, int(nms_window))
     result.sort(key=lambda p: (p.frame, -p.score))
     if return_details:
         details["team"], details["shirt"], details["strength"] = team, shirt, np.full(len(events), value)
