@@ -14,7 +14,10 @@ What it does:
    ``strength_density`` that ``strength: auto`` interpolates at inference) and builds the model with it;
 3. trains with the project's trainer (:class:`fpspot.train.trainer.Trainer`): every epoch each window is
    corrupted afresh (:class:`fpspot.data.event_windows.WindowCorruptor`, seed from ``(seed, epoch,
-   window)``, a noise strength per window, team labels swapped at random);
+   window)``, a noise strength per window, team labels swapped at random); with ``data.max_tokens`` the
+   windows are batched by length (:mod:`fpspot.data.bucketing`: about ``max_tokens`` input events per batch,
+   little padding; the committed config does this, about twice as many steps per second as fixed batches of
+   ``train.batch_size`` windows, ``benchmarks/event_dst_batching.py``);
 4. after each epoch scores the held-out halves -- their ground truth corrupted with a fixed seed at the
    TAAD strength (1.0) and at the DST-like strength ``eval.low_strength`` -- through the inference path
    (:func:`fpspot.post.event_dst.denoise_playbyplay`) with the official matcher; ``val/score`` = the mean
@@ -68,7 +71,12 @@ class DataSection:
     checkpoint selection; ``strength``: ``[low, high, p_fitted]`` of the per-window noise strength (strength
     1 with probability ``p_fitted``, else log-uniform in ``[low, high]``); ``corruption``: a parameters file
     (empty: the packaged TAAD fit); ``shuffle``: sample shuffle buffer; ``num_workers``: DataLoader workers
-    per process; ``epoch_fraction``: train on this fraction of the windows per epoch (1: all)."""
+    per process; ``epoch_fraction``: train on this fraction of the windows per epoch (1: all).
+
+    ``max_tokens``: 0 = batches of ``train.batch_size`` windows; > 0 = token-budget batches
+    (:func:`fpspot.data.bucketing.token_budget_batches`): windows of similar length, sorted within pools of
+    ``bucket_pool`` windows, with at most ``max_tokens`` padded input events per batch (the batch size then
+    varies; the number of batches per epoch is measured on ``bucket_estimate`` corrupted training windows)."""
 
     gt: str = str(FOOTPASS / "playbyplay_train.json")
     holdout_games: list[int] = field(default_factory=lambda: [3, 15, 30, 44])
@@ -83,6 +91,9 @@ class DataSection:
     shuffle: int = 2000
     num_workers: int = 0
     epoch_fraction: float = 1.0
+    max_tokens: int = 0
+    bucket_pool: int = 1024
+    bucket_estimate: int = 2048
 
 
 @dataclass
@@ -216,46 +227,95 @@ def strength_table(gt, keys: list[str], params, strengths=(0.05, 0.1, 0.15, 0.2,
 
 class WindowBatches:
     """``train_data(epoch)`` for the trainer: this process's share of the shards, corrupted afresh each epoch,
-    batched; every process yields the same number of batches (the smallest share decides)."""
+    batched (``train.batch_size`` windows, or token-budget batches with ``data.max_tokens``); every process
+    yields the same number of batches (the smallest share decides). ``estimate``: clean training windows whose
+    corrupted lengths size a token-budget epoch (the same list on every process)."""
 
     def __init__(self, cfg: DataSection, manifest: dict, corruptor, batch_size: int, rank: int, world: int,
-                 seed: int):
+                 seed: int, estimate: list[dict] | None = None):
         self.cfg, self.manifest, self.corruptor = cfg, manifest, corruptor
         self.batch_size, self.rank, self.world, self.seed = batch_size, rank, world, seed
         shards = manifest["shards"]
         if len(shards) < world * max(cfg.num_workers, 1):
             raise ValueError(f"{len(shards)} shards for {world} process(es) x {max(cfg.num_workers, 1)} worker(s): "
                              f"lower data.samples_per_shard")
-        per_rank = [sum(s["samples"] for s in shards[r::world]) for r in range(world)]
-        self.num_batches = int(min(per_rank) * cfg.epoch_fraction) // batch_size
+        per_rank = int(min(sum(s["samples"] for s in shards[r::world]) for r in range(world)) * cfg.epoch_fraction)
+        if cfg.max_tokens > 0:
+            self.num_batches = int(per_rank * self.batches_per_window(estimate or []) * TOKEN_EPOCH_SAFETY)
+        else:
+            self.num_batches = per_rank // batch_size
+
+    def batches_per_window(self, windows: list[dict]) -> float:
+        """Token-budget batches per window, measured by packing ``windows`` corrupted with a fixed epoch."""
+        import copy
+
+        from fpspot.data.bucketing import count_batches
+
+        if not windows:
+            raise ValueError("data.max_tokens > 0 needs clean windows to size the epoch (data.bucket_estimate >= 1)")
+        probe = copy.copy(self.corruptor)
+        probe.set_epoch(ESTIMATE_EPOCH)
+        lengths = [len(probe(w)["in_cls"]) for w in windows]
+        return count_batches(lengths, self.cfg.max_tokens, pool=self.cfg.bucket_pool) / len(lengths)
 
     def __len__(self) -> int:
         return self.num_batches
 
     def __call__(self, epoch: int):
+        self.corruptor.set_epoch(epoch)
+        return _Epoch(lambda restart: self._batches(epoch, restart), self.num_batches)
+
+    def _batches(self, epoch: int, restart: int):
+        """One pass over this process's windows (``restart`` > 0: another shuffle of them, when a token-budget
+        pass fell short of the epoch's batch count)."""
+        import random
+
         import torch
 
+        from fpspot.data.bucketing import token_budget_batches
         from fpspot.data.event_windows import collate_windows, window_dataset
 
-        self.corruptor.set_epoch(epoch)
-        dataset = window_dataset(self.cfg.shard_dir, self.corruptor, shuffle=self.cfg.shuffle,
-                                 shuffle_seed=self.seed * 100_003 + epoch * 1009 + self.rank)
-        loader = torch.utils.data.DataLoader(dataset, batch_size=self.batch_size, collate_fn=collate_windows,
-                                             num_workers=self.cfg.num_workers, persistent_workers=False)
-        return _Epoch(loader, self.num_batches)
+        shuffle_seed = self.seed * 100_003 + epoch * 1009 + self.rank + restart * 7_919
+        dataset = window_dataset(self.cfg.shard_dir, self.corruptor, shuffle=self.cfg.shuffle, shuffle_seed=shuffle_seed)
+        if self.cfg.max_tokens <= 0:
+            return iter(torch.utils.data.DataLoader(dataset, batch_size=self.batch_size, collate_fn=collate_windows,
+                                                    num_workers=self.cfg.num_workers, persistent_workers=False))
+        windows = torch.utils.data.DataLoader(dataset, batch_size=None, collate_fn=_as_is,
+                                              num_workers=self.cfg.num_workers, persistent_workers=False)
+        groups = token_budget_batches(windows, self.cfg.max_tokens, length=lambda w: len(w["in_cls"]),
+                                      pool=self.cfg.bucket_pool, rng=random.Random(shuffle_seed))
+        return map(collate_windows, groups)
+
+
+TOKEN_EPOCH_SAFETY = 0.97  # token-budget epochs stop a little short of the measured count (lengths are random)
+ESTIMATE_EPOCH = 1_000_003  # corruption epoch of the windows that size a token-budget epoch (no training epoch)
+
+
+def _as_is(sample):
+    return sample
 
 
 class _Epoch:
-    """The first ``length`` batches of a loader, with a length (the trainer shows progress with it)."""
+    """The first ``length`` batches of ``passes(0)``, then of ``passes(1)`` ... if a pass runs short (every
+    process must yield the same count), with a length (the trainer shows progress with it)."""
 
-    def __init__(self, loader, length: int):
-        self.loader, self.length = loader, length
+    def __init__(self, passes, length: int):
+        self.passes, self.length = passes, length
 
     def __len__(self) -> int:
         return self.length
 
     def __iter__(self):
-        return itertools.islice(iter(self.loader), self.length)
+        def chained():
+            for restart in itertools.count():
+                empty = True
+                for batch in self.passes(restart):
+                    empty = False
+                    yield batch
+                if empty:
+                    raise RuntimeError("event DST training data: a pass over this process's shards yielded no batch")
+
+        return itertools.islice(chained(), self.length)
 
 
 # ------------------------------------------------------------------------------------------- evaluation
@@ -517,8 +577,18 @@ def main(argv: list[str] | None = None) -> int:
     strength = data.strength if len(data.strength) == 3 else data.strength[0]
     corruptor = WindowCorruptor(params, seed=config.train.seed, strength=strength, augment=data.augment,
                                 max_players=config.model.max_players)
+    estimate = None
+    if data.max_tokens > 0:
+        from fpspot.data.event_windows import WindowConfig, iter_windows
+
+        estimate = list(itertools.islice(iter_windows(gt.subset(train_keys), WindowConfig(data.window, data.stride,
+                                                                                         data.margin)),
+                                         0, None, max(1, manifest["num_samples"] // data.bucket_estimate)))
     batches = WindowBatches(data, manifest, corruptor, config.train.batch_size, accelerator.process_index,
-                            accelerator.num_processes, config.train.seed)
+                            accelerator.num_processes, config.train.seed, estimate)
+    if data.max_tokens > 0:
+        accelerator.print(f"token-budget batches of <= {data.max_tokens} input events: {len(batches)} per epoch "
+                          f"and process")
     weights = counts = None
     if config.train.class_weights != "none":
         from fpspot.train.class_weights import class_weights_from_manifest, counts_from_manifest
