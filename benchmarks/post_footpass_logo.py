@@ -4,9 +4,10 @@ Uses only ``playbyplay_val_g18_g24.json`` (ground truth of games 18 and 24) and 
 TAAD+DST predictions of the same halves. For each game: fit the pipeline (TAAD + DST fusion, jersey
 re-assignment, offsets, gating) on the other game, score the held-out one, next to DST and TAAD alone.
 The same options as ``recipes/configs/post_footpass_val.yaml`` (the fit on both games): the known
-``dst=-1`` frame offset (off-by-one in the baseline's code, spec §4.5), everything else fitted, then the
-released event DST in filter mode (``--then``, default ``recipes/pretrained/event_dst/pipeline_dst.yaml``;
-trained and chosen on training games only, nothing in it fitted here). The table without it is printed too.
+``dst=-1`` frame offset (off-by-one in the baseline's code, spec §4.5), everything else fitted. A second table
+appends an unfitted pipeline after the fitted steps (``--then``, default the released event DST in filter mode,
+``recipes/pretrained/event_dst/pipeline_dst.yaml``: trained and chosen on training games only, nothing in it
+fitted here; the committed config does without it).
 Annotations and predictions: FOOTPASS (Ochin et al., CVIU 2026), CC BY-NC 4.0.
 
     python benchmarks/post_footpass_logo.py [--data ../shared/data/footpass] [--then PIPELINE.yaml] [--json OUT]
