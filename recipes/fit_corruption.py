@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from fpspot.data.corrupt import (
-    CorruptionParams, corrupt_playbyplay, fit_corruption, label_predictions, on_other_action, random_bursts,
+    DETECTION_KINDS, CorruptionParams, corrupt_playbyplay, fit_corruption, label_predictions, on_other_action,
+    random_bursts,
 )
 from fpspot.data.footpass import read_playbyplay
 from fpspot.eval import evaluate
@@ -102,7 +103,7 @@ def layout(gt, pred, model=None) -> dict[str, float]:
         labels = label_predictions(events, preds)
         randoms.append([p for p, kind in zip(labels.predictions, labels.kinds) if kind == "random"])
         made = np.asarray(sorted(p[0] for p, kind in zip(labels.predictions, labels.kinds)
-                                 if kind in ("detected", "wrong_jersey", "wrong_class", "wrong_team")))
+                                 if kind in DETECTION_KINDS))
         for p, kind, j in zip(labels.predictions, labels.kinds, labels.gt_index):
             if kind == "ghost" and made.size:
                 ghost_gap.append(int(np.abs(made - p[0]).min()))
@@ -131,10 +132,10 @@ def structure(gt, pred, params, model_dir=None) -> None:
     if model_dir is not None:
         import torch
 
-        from fpspot.models import load_model
+        from fpspot.post.event_dst import load_event_dst
 
         torch.set_num_threads(1)
-        model = load_model(model_dir).eval()
+        model = load_event_dst(model_dir)
     real = layout(gt, pred, model)
     corrupted = layout(gt, corrupt_playbyplay(gt, params, 0), model)
     print(f"{'false-positive layout':45s} {'real':>7s} {'corrupted':>9s}")

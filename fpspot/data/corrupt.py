@@ -105,8 +105,8 @@ and block recall (0.48 vs 0.39; 51 events).
 How hard the false positives are (an event DST's mean keep probability, corrupted vs real games 18/24;
 ``python recipes/fit_corruption.py --structure --model DIR``): without bursts, random false positives stood
 isolated (median 36 frames to the next prediction, real 8) and were easier to reject than real ones (.20 vs
-.25); with them, and the released model, random .22 vs .25, ghosts .20 vs .21; duplicates stay easier (.24 vs
-.31).
+.25); with them, random .22 vs .25, ghosts .20 vs .21 and duplicates .24 vs .31 (10-epoch release), .23 vs .26,
+.20 vs .21 and .25 vs .33 (the current 18-epoch release): duplicates stay easier.
 """
 
 from __future__ import annotations
@@ -128,6 +128,7 @@ from fpspot.schema import FPS, NUM_ACTIONS, GTEvent, Prediction
 from fpspot.utils.atomic import atomic_open
 
 OUTCOMES: tuple[str, ...] = ("detected", "wrong_jersey", "wrong_class", "wrong_team", "missed")
+DETECTION_KINDS: tuple[str, ...] = OUTCOMES[:-1]  # predictions that detect their event (right or wrong player/class)
 BUCKETS: tuple[str, ...] = ("box", "nobox", "replay")
 SCORE_KINDS: tuple[str, ...] = ("detected", "wrong", "duplicate", "ghost", "random")
 PREDICTION_KINDS: tuple[str, ...] = ("detected", "wrong_jersey", "wrong_class", "wrong_team", "duplicate",
@@ -478,7 +479,7 @@ def fit_corruption(gt: PlayByPlay | Mapping | str, pred: PlayByPlay | Mapping | 
         minutes += _free_minutes(events, ghost_window)
         randoms.append([p for p, kind in zip(labels.predictions, labels.kinds) if kind == "random"])
         detection_frame = {j: p[0] for p, kind, j in zip(labels.predictions, labels.kinds, labels.gt_index)
-                           if kind in ("detected", "wrong_jersey", "wrong_class", "wrong_team")}
+                           if kind in DETECTION_KINDS}
         for e, out in zip(events, labels.outcome):
             outcome_counts[e[3], BUCKETS.index(bucket_of(e)), OUTCOMES.index(out)] += 1
             gt_per_class[e[3]] += 1
@@ -494,7 +495,7 @@ def fit_corruption(gt: PlayByPlay | Mapping | str, pred: PlayByPlay | Mapping | 
                 dup_at_event += int(on_other_action(events, p, parent, delta))
                 continue
             parent_per_class[cls] += 1
-            if kind in ("detected", "wrong_jersey", "wrong_class", "wrong_team"):
+            if kind in DETECTION_KINDS:
                 jitters.append(off)
                 if kind == "wrong_class":
                     confusion[events[j][3], cls] += 1
@@ -919,7 +920,7 @@ def corrupt_playbyplay(gt: PlayByPlay | Mapping | str, params: CorruptionParams 
 
 
 __all__ = [
-    "BUCKETS", "OUTCOMES", "PREDICTION_KINDS", "SCORE_KINDS", "CorruptionParams", "HalfLabels", "bucket_of",
+    "BUCKETS", "DETECTION_KINDS", "OUTCOMES", "PREDICTION_KINDS", "SCORE_KINDS", "CorruptionParams", "HalfLabels", "bucket_of",
     "corrupt_half", "corrupt_playbyplay", "fit_corruption", "half_seed", "label_predictions", "on_other_action",
     "random_bursts", "scaled_outcome", "strength_scales",
 ]

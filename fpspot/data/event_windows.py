@@ -64,7 +64,9 @@ from pathlib import Path
 
 import numpy as np
 
-from fpspot.data.corrupt import PREDICTION_KINDS, CorruptionParams, corrupt_half, half_seed, strength_scales
+from fpspot.data.corrupt import (
+    DETECTION_KINDS, PREDICTION_KINDS, CorruptionParams, corrupt_half, half_seed, strength_scales,
+)
 from fpspot.data.footpass import PlayByPlay, load_playbyplay
 from fpspot.schema import ACTION_CLASSES, NUM_ACTIONS
 from fpspot.utils.atomic import atomic_open, atomic_path
@@ -73,7 +75,7 @@ SHARD_FORMAT = "fpspot-shards/1"
 SHARD_KIND = "event_dst"
 NUM_INPUT_FEATURES = NUM_ACTIONS + 3
 MAX_PLAYERS = 64  # identities a window's players are drawn from
-KEEP_KINDS = frozenset(PREDICTION_KINDS.index(k) for k in ("detected", "wrong_jersey", "wrong_class", "wrong_team"))
+KEEP_KINDS = frozenset(PREDICTION_KINDS.index(k) for k in DETECTION_KINDS)
 
 
 @dataclass(frozen=True)
