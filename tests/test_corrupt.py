@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from fpspot.data.corrupt import (
-    BUCKETS, OUTCOMES, CorruptionParams, bucket_of, corrupt_half, corrupt_playbyplay, fit_corruption, half_seed,
-    scaled_outcome, strength_scales,
+    BUCKETS, OUTCOMES, CorruptionParams, bucket_of, corrupt_half, corrupt_playbyplay, draw_index, fit_corruption,
+    half_seed, scaled_outcome, strength_scales,
 )
 from fpspot.data.footpass import PlayByPlay, read_playbyplay, write_playbyplay
 from fpspot.eval import evaluate
@@ -52,6 +52,22 @@ def test_packaged_params_are_valid(params):
     assert params.source["num_gt"] == 3855
     for c in ("1", "2"):  # without a box TAAD rarely finds the event
         assert params.outcome[c]["box"][0] > params.outcome[c]["nobox"][0] + 0.3
+
+
+def test_draw_index_draws_exactly_what_rng_choice_draws(params):
+    """The corruption's fast categorical draw consumes the generator like ``rng.choice(n, p=p)`` and returns the
+    same index, so noise drawn before and after the speed-up is identical (zero entries, unnormalised
+    cumulative rounding and the packaged tables included)."""
+    rng = np.random.default_rng(0)
+    tables = [rng.dirichlet(np.ones(n)) for n in (1, 2, 5, 9, 101)]
+    tables += [np.array([0.0, 0.3, 0.0, 0.7]), np.array([0.2, 0.0, 0.8]), np.array(params.class_confusion[3]),
+               np.array(params.jitter_hist["probs"]), np.array(scaled_outcome(params.outcome["2"]["box"], 0.62))]
+    for p in tables:
+        fast, reference = np.random.default_rng(7), np.random.default_rng(7)
+        drawn = [draw_index(fast, p) for _ in range(3000)]
+        assert drawn == [int(reference.choice(len(p), p=p)) for _ in range(3000)]
+        assert fast.random() == reference.random()  # the generators are in the same state
+        assert all(p[i] > 0 for i in drawn)
 
 
 def test_deterministic_and_seed_dependent(params, synth):

@@ -111,6 +111,7 @@ isolated (median 36 frames to the next prediction, real 8) and were easier to re
 
 from __future__ import annotations
 
+import bisect
 import copy
 import json
 import zlib
@@ -660,28 +661,49 @@ def half_seed(seed: int, key: str, *extra: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed), *map(int, extra), zlib.crc32(key.encode())]))
 
 
+def draw_index(rng: np.random.Generator, p: Sequence[float] | np.ndarray) -> int:
+    """An index drawn with probabilities ``p``: the same draw as ``rng.choice(len(p), p=p)`` (numpy's algorithm:
+    one ``rng.random()`` searched on the right side of the normalised cumulative sum), without its per-call
+    validation, which dominated the corruption's cost."""
+    return bisect.bisect_right(cumulative(p), rng.random())
+
+
+def cumulative(p: Sequence[float] | np.ndarray) -> list[float]:
+    """The normalised cumulative sum of ``p`` as :meth:`numpy.random.Generator.choice` computes it."""
+    cdf = np.asarray(p, dtype=np.float64).cumsum()
+    cdf /= cdf[-1]
+    return cdf.tolist()
+
+
 class _Sampler:
-    """Draws from the fitted distributions with one generator (cached arrays)."""
+    """Draws from the fitted distributions with one generator (cached cumulative sums and quantile arrays)."""
 
     def __init__(self, params: CorruptionParams, rng: np.random.Generator):
         self.params, self.rng = params, rng
         hist = params.jitter_hist
-        self.jitter = (np.asarray(hist["offsets"]), np.asarray(hist["probs"]))
-        inner = np.abs(self.jitter[0]) <= params.match_window
-        probs = self.jitter[1] * inner
-        self.jitter_inner = (self.jitter[0], probs / probs.sum() if probs.sum() else inner / inner.sum())
-        self.ghost = (np.asarray(params.ghost_offset_hist["offsets"]), np.asarray(params.ghost_offset_hist["probs"]))
-        self.dup = (np.asarray(params.dup_offset_hist["offsets"]), np.asarray(params.dup_offset_hist["probs"]))
+        jitter = np.asarray(hist["offsets"]), np.asarray(hist["probs"])
+        inner = np.abs(jitter[0]) <= params.match_window
+        probs = jitter[1] * inner
+        self.jitter = self._hist(*jitter)
+        self.jitter_inner = self._hist(jitter[0], probs / probs.sum() if probs.sum() else inner / inner.sum())
+        self.ghost = self._hist(params.ghost_offset_hist["offsets"], params.ghost_offset_hist["probs"])
+        self.dup = self._hist(params.dup_offset_hist["offsets"], params.dup_offset_hist["probs"])
         anchor = params.ghost_anchor_hist
-        self.ghost_anchor = (np.asarray(anchor["offsets"]), np.asarray(anchor["probs"])) if anchor else None
+        self.ghost_anchor = self._hist(anchor["offsets"], anchor["probs"]) if anchor else None
         burst = params.random_burst_gap_hist
-        self.burst_gap = (np.asarray(burst["offsets"]), np.asarray(burst["probs"]))
+        self.burst_gap = self._hist(burst["offsets"], burst["probs"])
+        self.quantiles = {kind: {cls: np.asarray(q, dtype=np.float64) for cls, q in table.items()}
+                          for kind, table in params.score_quantiles.items()}
 
-    def offset(self, hist: tuple[np.ndarray, np.ndarray]) -> int:
-        return int(self.rng.choice(hist[0], p=hist[1]))
+    @staticmethod
+    def _hist(offsets, probs) -> tuple[list[int], list[float]]:
+        return np.asarray(offsets, dtype=np.int64).tolist(), cumulative(probs)
+
+    def offset(self, hist: tuple[list[int], list[float]]) -> int:
+        return hist[0][bisect.bisect_right(hist[1], self.rng.random())]
 
     def score(self, kind: str, cls: int, upper: float = 1.0) -> float:
-        table = self.params.score_quantiles[kind]
+        table = self.quantiles[kind]
         q = table.get(str(cls), table["all"])
         value = float(np.interp(self.rng.random(), QUANTILE_LEVELS, q))
         return float(min(value, upper))
@@ -707,7 +729,7 @@ def _draw_player(rng: np.random.Generator, players: dict, team: int, exclude: in
         shirts, probs = shirts[keep], probs[keep]
     if shirts.size == 0:
         return None
-    return int(rng.choice(shirts, p=probs / probs.sum()))
+    return int(shirts[draw_index(rng, probs / probs.sum())])
 
 
 def scaled_outcome(probs: Sequence[float], miss_scale: float) -> list[float]:
@@ -739,7 +761,7 @@ def _draw_class(rng: np.random.Generator, class_probs: np.ndarray, exclude: int 
     probs = class_probs.copy()
     if exclude is not None and probs.sum() - probs[exclude - 1] > 0:
         probs[exclude - 1] = 0.0
-    return int(rng.choice(NUM_ACTIONS, p=probs / probs.sum())) + 1
+    return draw_index(rng, probs / probs.sum()) + 1
 
 
 def _other_player(rng: np.random.Generator, active: dict, team: int, shirt: int | None) -> tuple[int, int | None]:
@@ -770,10 +792,10 @@ def _random_bursts(params: CorruptionParams, s: _Sampler, rng: np.random.Generat
     mean_size = float(np.dot(np.arange(1, size_probs.size + 1), size_probs))
     for _ in range(rng.poisson(rates.sum() * minutes / mean_size)):
         frame = int(rng.choice(free))
-        cls = int(rng.choice(NUM_ACTIONS, p=class_probs)) + 1
+        cls = draw_index(rng, class_probs) + 1
         team = int(rng.integers(2))
         shirt = _draw_player(rng, active, team)
-        for member in range(int(rng.choice(size_probs.size, p=size_probs)) + 1):
+        for member in range(draw_index(rng, size_probs) + 1):
             if member:
                 frame += s.offset(s.burst_gap)
                 u = rng.random()
@@ -832,12 +854,11 @@ def corrupt_half(gt_events: Sequence, params: CorruptionParams, rng: np.random.G
         out.append((Prediction(int(frame), int(team), int(shirt), int(cls), s.score(score_kind, cls, upper)), kind,
                     source))
 
-    outcome_names = np.asarray(OUTCOMES)
     detection_frame: dict[int, int] = {}  # position in `events` -> frame of the prediction made from it
     for position, (src, e) in enumerate(zip(order, events)):
         emitted = len(out)
         probs = scaled_outcome(params.outcome[str(e.cls)][bucket_of(e)], miss_scale)
-        outcome = str(outcome_names[rng.choice(len(OUTCOMES), p=probs)])
+        outcome = OUTCOMES[draw_index(rng, probs)]
         if outcome == "detected":
             emit(e.frame + s.offset(s.jitter), e.team, e.shirt, e.cls, "detected", "detected", src)
         elif outcome == "wrong_jersey":
@@ -847,7 +868,7 @@ def corrupt_half(gt_events: Sequence, params: CorruptionParams, rng: np.random.G
             emit(e.frame + s.offset(s.jitter_inner), 1 - e.team, _draw_player(rng, active, 1 - e.team), e.cls,
                  "wrong_team", "wrong", src)
         elif outcome == "wrong_class":
-            cls = int(rng.choice(NUM_ACTIONS + 1, p=params.class_confusion[e.cls]))
+            cls = draw_index(rng, params.class_confusion[e.cls])
             emit(e.frame + s.offset(s.jitter_inner), e.team, e.shirt, cls, "wrong_class", "wrong", src)
         if len(out) > emitted:
             detection_frame[position] = out[-1][0].frame
@@ -857,7 +878,7 @@ def corrupt_half(gt_events: Sequence, params: CorruptionParams, rng: np.random.G
                 frame = detection_frame[position] + s.offset(s.ghost_anchor)
             else:
                 frame = e.frame + s.offset(s.ghost)
-            cls = int(rng.choice(NUM_ACTIONS + 1, p=params.ghost_confusion[e.cls]))
+            cls = draw_index(rng, params.ghost_confusion[e.cls])
             team = e.team if rng.random() < params.ghost_same_team else 1 - e.team
             shirt = None
             if rng.random() < params.ghost_neighbour_player:
