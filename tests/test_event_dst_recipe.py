@@ -1,0 +1,108 @@
+"""``recipes/event_dst.py`` end to end at the smallest scale, on a slice of the real training play-by-play:
+shards, token-budget batches sized from the estimate windows, training with a held-out evaluation per epoch,
+the export of both pipelines, applying the exported pipeline to the released TAAD file through ``fpspot
+post``, and a resumed run that trains only the epochs it has not trained."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from fpspot.data.footpass import read_playbyplay, write_playbyplay
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerate_state():
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+
+
+@pytest.fixture
+def recipe():
+    spec = importlib.util.spec_from_file_location("event_dst_recipe_e2e", REPO / "recipes" / "event_dst.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules[spec.name]
+
+
+def _tensorboard_scalars(run_dir: Path, tag: str) -> list[tuple[int, float]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    values = []
+    for events in sorted(run_dir.glob("tensorboard/events.out.tfevents.*")):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        if tag in accumulator.Tags()["scalars"]:
+            values += [(e.step, e.value) for e in accumulator.Scalars(tag)]
+    return values
+
+
+@pytest.mark.slow
+def test_recipe_trains_exports_and_resumes_on_real_play_by_play(recipe, footpass_dir, tmp_path):
+    train = read_playbyplay(footpass_dir / "playbyplay_train.json", "gt")
+    keys = [k for k in train.keys if k.split("_")[1] in ("1", "2", "3")]  # games 1, 2 train; 3 is held out
+    assert len(keys) == 6
+    gt_path = tmp_path / "gt.json"
+    write_playbyplay(gt_path, train.subset(keys))
+    run_dir = tmp_path / "run"
+    common = [
+        "--config", str(REPO / "recipes" / "configs" / "event_dst.yaml"),
+        f"data.gt={gt_path}", "data.holdout_games=[3]", f"data.shard_dir={tmp_path / 'shards'}",
+        "data.samples_per_shard=40", "data.shuffle=50", "data.max_tokens=200", "data.bucket_pool=64",
+        "data.bucket_estimate=64",
+        "model.d_model=32", "model.nhead=2", "model.num_encoder_layers=1", "model.num_decoder_layers=1",
+        "model.dim_feedforward=64",
+        "export.seeds=1", "export.dst_conditions=[[0.15,1.0],[0.3,0.5]]", "eval.batch_size=64",
+        "train.warmup_steps=5", "train.decay_epochs=[]", "train.log_every=5", "train.lr_head=2e-3",
+        "train.lr_backbone=2e-3", f"train.run_dir={run_dir}", "cpu_threads=1",
+    ]
+    assert recipe.main([*common, "train.epochs=1"]) == 0
+
+    manifest = json.loads((tmp_path / "shards" / "manifest.json").read_text())
+    assert manifest["num_samples"] > 100  # the 4 training halves' windows
+    assert {p.name for p in (run_dir / "release").iterdir()} >= {"config.json", "model.safetensors",
+                                                                 "pipeline.yaml", "pipeline_dst.yaml"}
+    scores = _tensorboard_scalars(run_dir, "val/score")
+    assert len(scores) == 1 and 0.0 < scores[0][1] < 1.0
+    steps_per_epoch = scores[0][0]
+    # token-budget batches of <= 200 input events (about 10 windows of ~20 events), not fixed batches of
+    # train.batch_size = 32 windows (688 windows: 67 steps against 22)
+    assert manifest["num_samples"] / 16 < steps_per_epoch < manifest["num_samples"] / 5
+
+    # the exported pipeline runs through `fpspot post` (with the run's model) and keeps every half key
+    from fpspot.cli import main as fpspot_main
+    from fpspot.post.pipeline import Pipeline
+
+    pipe = Pipeline.load(run_dir / "release" / "pipeline.yaml")
+    assert pipe.info["fitted_on"] == ["game_3_H1", "game_3_H2"]
+    pipe.steps[0]["model"] = str(run_dir / "release")
+    config = tmp_path / "pipeline.yaml"
+    pipe.save(config)
+    taad = footpass_dir / "playbyplay_TAAD_val_g18_g24.json"
+    out = tmp_path / "clean.json"
+    assert fpspot_main(["post", "--config", str(config), "--pred", f"taad={taad}", "--out", str(out)]) == 0
+    clean, before = read_playbyplay(out, "pred"), read_playbyplay(taad, "pred")
+    assert clean.keys == before.keys
+    assert 0 < sum(len(v) for v in clean.events.values()) < sum(len(v) for v in before.events.values())
+
+    # asking for 2 epochs resumes from the checkpoint and trains only the second one
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+    assert recipe.main([*common, "train.epochs=2", "export.enabled=false"]) == 0
+    scores = _tensorboard_scalars(run_dir, "val/score")
+    assert [step for step, _ in scores] == [steps_per_epoch, 2 * steps_per_epoch]
