@@ -220,6 +220,15 @@ def test_bad_params_name_the_key(params, tmp_path):
     obj["random_burst_size"] = [0.5, -0.1, 0.6]
     with pytest.raises(ValueError, match="random_burst_size"):
         CorruptionParams.from_json(obj)
+    # the draws do not check their probabilities (draw_index), so loading does
+    obj = params.to_json()
+    obj["class_confusion"][4] = [0.0] * 9
+    with pytest.raises(ValueError, match=r"'class_confusion\[4\]' must be probabilities"):
+        CorruptionParams.from_json(obj)
+    obj = params.to_json()
+    obj["dup_offset_hist"]["probs"][0] -= 0.5
+    with pytest.raises(ValueError, match=r"'dup_offset_hist\[probs\]' must be probabilities"):
+        CorruptionParams.from_json(obj)
     with pytest.raises(ValueError, match="no such file"):
         CorruptionParams.load(tmp_path / "missing.json")
 

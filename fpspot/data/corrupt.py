@@ -223,6 +223,9 @@ class CorruptionParams:
             rows = getattr(self, name)
             if len(rows) != NUM_ACTIONS + 1 or any(len(r) != NUM_ACTIONS + 1 for r in rows):
                 raise ValueError(f"{where}: key {name!r} must be a 9 x 9 matrix")
+            for c in range(1, NUM_ACTIONS + 1):  # row 0 (no class) is never drawn from
+                if min(rows[c]) < 0 or abs(sum(rows[c]) - 1) > 1e-6:
+                    raise ValueError(f"{where}: key '{name}[{c}]' must be probabilities (>= 0, summing to 1)")
         sizes = self.random_burst_size
         if not sizes or min(sizes) < 0 or abs(sum(sizes) - 1) > 1e-6:
             raise ValueError(f"{where}: key 'random_burst_size' must be probabilities of burst sizes 1, 2, ...")
@@ -236,6 +239,8 @@ class CorruptionParams:
             hist = getattr(self, name)
             if len(hist.get("offsets", [])) != len(hist.get("probs", [])) or not hist["offsets"]:
                 raise ValueError(f"{where}: key {name!r} needs equal-length non-empty 'offsets' and 'probs'")
+            if min(hist["probs"]) < 0 or abs(sum(hist["probs"]) - 1) > 1e-6:
+                raise ValueError(f"{where}: key '{name}[probs]' must be probabilities (>= 0, summing to 1)")
         for kind in SCORE_KINDS:
             table = self.score_quantiles.get(kind, {})
             if "all" not in table or any(len(q) != len(QUANTILE_LEVELS) for q in table.values()):
