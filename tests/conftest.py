@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from harness import reset_accelerate
 
 REPO = Path(__file__).resolve().parents[1]
 FOOTPASS_DIR = Path(os.environ.get("FPSPOT_FOOTPASS_DIR", REPO.parent / "shared" / "data" / "footpass"))
@@ -30,3 +31,12 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def fresh_accelerate_state():
+    """Accelerate's process-wide state cleared before and after the test (tests that build an Accelerator
+    in-process; use with ``pytest.mark.usefixtures``)."""
+    reset_accelerate()
+    yield
+    reset_accelerate()

@@ -3,21 +3,17 @@ recipe's epochs built from them."""
 
 from __future__ import annotations
 
-import importlib.util
 import random
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from harness import load_recipe
 
 from fpspot.data.bucketing import count_batches, token_budget_batches
 from fpspot.data.corrupt import CorruptionParams
 from fpspot.data.event_windows import WindowCorruptor, cut_windows, write_window_shards
 from fpspot.data.footpass import read_playbyplay
-
-REPO = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
 def gt(footpass_dir):
@@ -62,16 +58,8 @@ def test_a_sample_longer_than_the_budget_is_its_own_batch():
         count_batches([1, 2], 10, pool=0)
 
 
-def _recipe():
-    spec = importlib.util.spec_from_file_location("event_dst_recipe_bucketing", REPO / "recipes" / "event_dst.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_recipe_epoch_of_token_budget_batches(gt, tmp_path):
-    recipe = _recipe()
+    recipe = load_recipe("event_dst", "event_dst_recipe_bucketing")
     try:
         manifest = write_window_shards(tmp_path, gt, keys=gt.keys, samples_per_shard=60)
         data = recipe.DataSection(shard_dir=str(tmp_path), max_tokens=240, bucket_pool=64, shuffle=100)

@@ -5,13 +5,13 @@ its section, the event-DST config by its recipe's dataclasses, post-processing p
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from harness import load_recipe
 
 from fpspot.pipeline.config import PipelineConfig
 from fpspot.train.config import ConfigError, config_to_dict, load_config, parse_config, read_config_file
@@ -83,17 +83,13 @@ def test_recipe_configs_use_the_cpu_sizes_by_default():
 
 
 def test_event_dst_config_loads_with_its_recipe():
-    path = REPO / "recipes" / "event_dst.py"
-    spec = importlib.util.spec_from_file_location("event_dst_recipe", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses and type hints look their module up
+    module = load_recipe("event_dst", "event_dst_recipe")
     try:
-        spec.loader.exec_module(module)
         config = load_config(module.RecipeConfig, CONFIGS / "event_dst.yaml")
         with pytest.raises(ConfigError, match="export.dst_thresholds: 'auto' or 'maximin', got 'best'"):
             load_config(module.RecipeConfig, CONFIGS / "event_dst.yaml", ["export.dst_thresholds=best"])
     finally:
-        del sys.modules[spec.name]
+        del sys.modules["event_dst_recipe"]
     assert config.data.window > 0 and config.train.epochs > 0 and config.export.dst_thresholds == "auto"
 
 

@@ -5,37 +5,23 @@ post``, and a resumed run that trains only the epochs it has not trained."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import pytest
+from harness import load_recipe, reset_accelerate
 
 from fpspot.data.footpass import read_playbyplay, write_playbyplay
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state():
-    from accelerate.state import AcceleratorState, GradientState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-    GradientState._reset_state()
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
-    GradientState._reset_state()
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
 
 
 @pytest.fixture
 def recipe():
-    spec = importlib.util.spec_from_file_location("event_dst_recipe_e2e", REPO / "recipes" / "event_dst.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules[spec.name]
+    yield load_recipe("event_dst", "event_dst_recipe_e2e")
+    sys.modules.pop("event_dst_recipe_e2e")
 
 
 def _tensorboard_scalars(run_dir: Path, tag: str) -> list[tuple[int, float]]:
@@ -99,10 +85,7 @@ def test_recipe_trains_exports_and_resumes_on_real_play_by_play(recipe, footpass
     assert 0 < sum(len(v) for v in clean.events.values()) < sum(len(v) for v in before.events.values())
 
     # asking for 2 epochs resumes from the checkpoint and trains only the second one
-    from accelerate.state import AcceleratorState, GradientState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-    GradientState._reset_state()
+    reset_accelerate()  # a second run in this process builds its own Accelerator
     assert recipe.main([*common, "train.epochs=2", "export.enabled=false"]) == 0
     scores = _tensorboard_scalars(run_dir, "val/score")
     assert [step for step, _ in scores] == [steps_per_epoch, 2 * steps_per_epoch]

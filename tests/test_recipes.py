@@ -24,15 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "recipes" / "configs"
 
 
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state():
-    from accelerate.state import AcceleratorState, GradientState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-    GradientState._reset_state()
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
-    GradientState._reset_state()
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
 
 
 def _runner(tmp_path: Path) -> StageRunner:

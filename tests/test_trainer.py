@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).parent / "scripts"))
 
+from harness import reset_accelerate  # noqa: E402
 from tiny_spotter import ClipSource, ScriptConfig, TinySpotter, make_clips, validation_loss  # noqa: E402
 
 from fpspot.train.class_weights import compute_class_weights  # noqa: E402
@@ -42,24 +43,13 @@ BASE = dict(epochs=2, batch_size=4, grad_accum=2, lr_head=5e-3, lr_backbone=2e-3
             checkpoint_keep=2, log_every=2, best_metric="val_loss", best_mode="min", seed=3)
 
 
-def _reset_accelerate() -> None:
-    from accelerate.state import AcceleratorState, GradientState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-    GradientState._reset_state()
-
-
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state():
-    _reset_accelerate()
-    yield
-    _reset_accelerate()
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
 
 
 def _fit(run_dir: Path, *, on_step_end=None, nan_at=None, model_seed: int = 0, num_samples: int = 44,
          source_cls=None, **train):
     """Train a fresh TinySpotter (init from ``model_seed``) on in-memory clips -> (trainer, result)."""
-    _reset_accelerate()
+    reset_accelerate()
     config = TrainConfig(**{**BASE, "run_dir": str(run_dir), **train})
     torch.manual_seed(model_seed)
     model = TinySpotter()
@@ -167,11 +157,11 @@ def test_frozen_backbone_does_not_change_then_trains(tmp_path):
 @pytest.fixture(scope="module")
 def reference_run(tmp_path_factory):
     """Two uninterrupted epochs (checkpoints at steps 4, 6 (epoch end), 8 and 12)."""
-    _reset_accelerate()
+    reset_accelerate()
     run_dir = tmp_path_factory.mktemp("reference") / "run"
     trainer, result = _fit(run_dir)
     state = _state(trainer.unwrapped_model)
-    _reset_accelerate()
+    reset_accelerate()
     return run_dir, result, state
 
 
@@ -261,7 +251,7 @@ def test_resume_passes_start_batch_to_loaders_that_take_it(reference_run, tmp_pa
 
 def test_fresh_start_refuses_a_run_folder_with_checkpoints(reference_run):
     run_dir = reference_run[0]
-    _reset_accelerate()
+    reset_accelerate()
     trainer = Trainer(TinySpotter(), TrainConfig(**{**BASE, "run_dir": str(run_dir), "resume": "none"}),
                       ClipSource(44, 4))
     with pytest.raises(ValueError, match=r"has checkpoints \(latest step_000012\).*train\.resume=auto"):
@@ -296,7 +286,7 @@ def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(tmp_path):
 
 
 def test_missing_best_metric_is_a_clear_error(tmp_path):
-    _reset_accelerate()
+    reset_accelerate()
     config = TrainConfig(**{**BASE, "run_dir": str(tmp_path / "run"), "epochs": 1, "best_metric": "macro_f1"})
     trainer = Trainer(TinySpotter(), config, ClipSource(8, 4), evaluate=lambda m: {"micro_f1": 0.3})
     with pytest.raises(KeyError, match="macro_f1.*micro_f1"):
@@ -313,7 +303,7 @@ def test_trains_the_registered_taad_model_through_its_hooks(tmp_path):
 
     if "taad" not in models.list_models():
         pytest.skip("the TAAD model is not registered in this tree")
-    _reset_accelerate()
+    reset_accelerate()
     cls = models.zoo.model_class("taad")
     config = cls.tiny_config()
     torch.manual_seed(0)

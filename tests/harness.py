@@ -1,0 +1,34 @@
+"""Helpers for tests that run the trainer or a recipe in the test process.
+
+``reset_accelerate()`` clears Accelerate's process-wide state (an ``Accelerator`` built earlier in the same
+process would otherwise be reused with its settings; the fixture ``fresh_accelerate_state`` in conftest.py
+calls it before and after a test). ``load_recipe(name)`` imports ``recipes/<name>.py`` as a module (recipes are
+scripts, not a package).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def reset_accelerate() -> None:
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+
+
+def load_recipe(name: str, module_name: str | None = None) -> ModuleType:
+    """``recipes/<name>.py`` imported under ``module_name`` (registered in ``sys.modules``, which dataclasses need;
+    remove it with ``sys.modules.pop`` when done)."""
+    module_name = module_name or f"recipe_{name}"
+    spec = importlib.util.spec_from_file_location(module_name, REPO / "recipes" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
