@@ -8,7 +8,8 @@ the official micro / macro F1 of the corrupted files next to those of the real p
 ``--strengths 0.15,0.5`` adds the figures of the same ground truth corrupted at those noise strengths
 (:func:`fpspot.data.corrupt.strength_scales`; the event DST trains over a range of strengths).
 ``--structure`` compares how the false positives are laid out in the real file and in the corrupted ground
-truth (random bursts, ghosts next to their event's prediction, duplicates on another action of their player);
+truth (random bursts, ghosts next to their event's prediction, duplicates on another action of their player,
+predictions of one player and class closer than a spotter's NMS window);
 ``--model DIR`` adds, per error kind, the mean keep probability an event DST gives them (how hard they are).
 
     python recipes/fit_corruption.py --out /tmp/params.json --check-seeds 0 --structure --model recipes/pretrained/event_dst
@@ -96,11 +97,15 @@ def layout(gt, pred, model=None) -> dict[str, float]:
     """Layout figures of a prediction file's false positives against the ground truth (see the module doc)."""
     from fpspot.schema import NUM_ACTIONS
 
-    randoms, ghost_gap, dup_near, keep = [], [], [], {}
+    randoms, ghost_gap, dup_near, dup_close, same_gaps, keep = [], [], [], [], [], {}
     for key in gt.keys:
         preds = [tuple(p) for p in pred.events.get(key, []) if 1 <= int(p[3]) <= NUM_ACTIONS]
         events = gt.events[key]
         labels = label_predictions(events, preds)
+        by_group: dict[tuple, list[int]] = {}
+        for p in preds:
+            by_group.setdefault(tuple(p[1:4]), []).append(int(p[0]))
+        same_gaps += [int(g) for frames in by_group.values() for g in np.diff(sorted(frames))]
         randoms.append([p for p, kind in zip(labels.predictions, labels.kinds) if kind == "random"])
         made = np.asarray(sorted(p[0] for p, kind in zip(labels.predictions, labels.kinds)
                                  if kind in DETECTION_KINDS))
@@ -109,6 +114,7 @@ def layout(gt, pred, model=None) -> dict[str, float]:
                 ghost_gap.append(int(np.abs(made - p[0]).min()))
             elif kind == "duplicate":
                 dup_near.append(on_other_action(events, p, preds[j]))
+                dup_close.append(abs(int(p[0]) - int(preds[j][0])) <= 12)
         if model is not None:
             from fpspot.post.event_dst import denoise_half
 
@@ -122,7 +128,10 @@ def layout(gt, pred, model=None) -> dict[str, float]:
            "random bursts: same player": bursts["random_burst_same_player"],
            "random bursts: same class": bursts["random_burst_same_class"],
            "ghost within 2 frames of a prediction": float(np.mean(np.asarray(ghost_gap) <= 2)),
-           "duplicate on another action of its player": float(np.mean(dup_near))}
+           "duplicate on another action of its player": float(np.mean(dup_near)),
+           # a spotter's per-(player, class) NMS (TAAD: 25 frames, spec section 2.5) leaves no such pairs
+           "duplicate within 12 frames of its parent": float(np.mean(dup_close)),
+           "same player and class <= 25 frames apart": float(np.mean(np.asarray(same_gaps) <= 25))}
     out.update({f"keep probability: {kind}": float(np.mean(v)) for kind, v in sorted(keep.items())})
     return out
 
