@@ -32,6 +32,7 @@ from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).parent / "scripts"))
 
+from harness import reset_accelerate  # noqa: E402
 from tiny_spotter import ScriptConfig, TinySpotter, run  # noqa: E402
 
 from fpspot.train.config import apply_overrides  # noqa: E402
@@ -62,16 +63,12 @@ def _launch(config: str, out: Path, overrides: list[str], launch_args: list[str]
 
 
 def _single_process(out: Path, overrides: list[str]) -> dict[str, torch.Tensor]:
-    from accelerate.state import AcceleratorState, GradientState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-    GradientState._reset_state()
+    reset_accelerate()
     try:
         settings = [f"out={out}", f"train.run_dir={out / 'run'}", "train.batch_size=8", *overrides]
         run(apply_overrides(ScriptConfig(), settings))
     finally:
-        AcceleratorState._reset_state(reset_partial_state=True)
-        GradientState._reset_state()
+        reset_accelerate()
     return load_file(str(out / "params.safetensors"))
 
 
