@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pred", type=Path, default=FOOTPASS / "playbyplay_TAAD_val_g18_g24.json")
     parser.add_argument("--out", type=Path, default=REPO / "fpspot" / "data" / "corruption_taad.json")
     parser.add_argument("--calibrate-iters", type=int, default=2)
+    parser.add_argument("--spotter-nms", default="0",
+                        help="NMS window (frames) the spotter applies to its own output, put into the corruption: "
+                             "0 = none (the packaged fit), 'auto' = measured on --pred (TAAD: 25), or a number")
     parser.add_argument("--check-seeds", type=int, default=5, help="corrupt the GT this many times and score it")
     parser.add_argument("--strengths", default="", help="comma-separated noise strengths to score as well")
     parser.add_argument("--json", type=Path, default=None, help="write the check figures here")
@@ -48,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     gt, pred = read_playbyplay(args.gt, "gt"), read_playbyplay(args.pred, "pred")
-    params = fit_corruption(gt, pred, calibrate_iters=args.calibrate_iters)
+    nms = args.spotter_nms if args.spotter_nms == "auto" else int(args.spotter_nms)
+    params = fit_corruption(gt, pred, calibrate_iters=args.calibrate_iters, spotter_nms=nms)
     params.source = {**params.source, "gt": args.gt.name, "pred": args.pred.name}
     params.save(args.out)
     CorruptionParams.load(args.out)  # never leave a file we cannot read back

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 
 from fpspot.data.corrupt import (
     BUCKETS, OUTCOMES, CorruptionParams, bucket_of, corrupt_half, corrupt_playbyplay, draw_index, fit_corruption,
-    half_seed, scaled_outcome, strength_scales,
+    half_seed, nms_window_of, scaled_outcome, strength_scales,
 )
 from fpspot.data.footpass import PlayByPlay, read_playbyplay, write_playbyplay
 from fpspot.eval import evaluate
@@ -196,6 +197,34 @@ def test_fit_matches_official_counts(footpass_dir):
     for c in range(1, 9):
         for b in BUCKETS:
             assert len(params.outcome[str(c)][b]) == len(OUTCOMES)
+
+
+def _same_group_gaps(pbp: PlayByPlay) -> np.ndarray:
+    gaps = []
+    for key in pbp.keys:
+        groups: dict = {}
+        for p in pbp.events[key]:
+            groups.setdefault((p.team, p.shirt, p.cls), []).append(p.frame)
+        gaps += [int(g) for frames in groups.values() for g in np.diff(sorted(frames))]
+    return np.asarray(gaps)
+
+
+def test_spotter_nms_window_measured_and_applied(footpass_dir, params):
+    """TAAD's own 25-frame NMS (spec §2.5) is measured on the real file; with ``spotter_nms`` the corrupted
+    output has no two predictions of one player and class that close, and is otherwise the same draw (a subset
+    of the output without it, same seed)."""
+    gt = read_playbyplay(footpass_dir / "playbyplay_val_g18_g24.json", "gt")
+    taad = read_playbyplay(footpass_dir / "playbyplay_TAAD_val_g18_g24.json", "pred")
+    assert nms_window_of(taad) == 25
+    plain = corrupt_playbyplay(gt, params, seed=5)
+    assert (_same_group_gaps(plain) <= 25).sum() > 20  # the packaged fit has no NMS
+    nms = corrupt_playbyplay(gt, dataclasses.replace(params, spotter_nms=25), seed=5)
+    assert _same_group_gaps(nms).min() > 25
+    for key in gt.keys:
+        kept, before = nms.events[key], set(plain.events[key])
+        assert set(kept) <= before and 0.9 * len(before) < len(kept) < len(before)
+    with pytest.raises(ValueError, match="'spotter_nms' must be a window"):
+        CorruptionParams.from_json({**params.to_json(), "spotter_nms": -1})
 
 
 def test_corrupted_gt_scores_like_taad(footpass_dir, params):
