@@ -25,7 +25,7 @@ import numpy as np
 
 from fpspot.data.corrupt import (
     DETECTION_KINDS, CorruptionParams, corrupt_playbyplay, fit_corruption, label_predictions, on_other_action,
-    random_bursts,
+    random_bursts, same_group_gaps,
 )
 from fpspot.data.footpass import read_playbyplay
 from fpspot.eval import evaluate
@@ -106,10 +106,7 @@ def layout(gt, pred, model=None) -> dict[str, float]:
         preds = [tuple(p) for p in pred.events.get(key, []) if 1 <= int(p[3]) <= NUM_ACTIONS]
         events = gt.events[key]
         labels = label_predictions(events, preds)
-        by_group: dict[tuple, list[int]] = {}
-        for p in preds:
-            by_group.setdefault(tuple(p[1:4]), []).append(int(p[0]))
-        same_gaps += [int(g) for frames in by_group.values() for g in np.diff(sorted(frames))]
+        same_gaps += same_group_gaps(preds).tolist()
         randoms.append([p for p, kind in zip(labels.predictions, labels.kinds) if kind == "random"])
         made = np.asarray(sorted(p[0] for p, kind in zip(labels.predictions, labels.kinds)
                                  if kind in DETECTION_KINDS))

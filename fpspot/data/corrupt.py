@@ -52,7 +52,7 @@ another class, within ``dup_window``) of the same player, jittered by ``+-match_
 player's class on his next touch), else at ``+-|offset|`` from ``dup_offset_hist`` (1..75 frames) from the
 parent.
 With ``spotter_nms`` > 0 (0 in the packaged fit and in older files) the output then goes through the spotter's
-own greedy NMS per (team, jersey, class) over that many frames (:func:`spotter_nms`; TAAD's is 25 frames, which
+own greedy NMS per (team, jersey, class) over that many frames (:func:`fpspot.post.events.nms_keep`; TAAD's is 25 frames, which
 ``fit_corruption(..., spotter_nms="auto")`` measures from the real file: :func:`nms_window_of`). It uses no
 random draw. Measured on games 18/24 it does not make corrupted duplicates harder for the event DST and,
 since the fitted false-positive rates do not make up for what it removes, moves the corrupted files' micro F1
@@ -132,6 +132,7 @@ import numpy as np
 
 from fpspot.data.footpass import PlayByPlay, load_playbyplay
 from fpspot.eval.metric import match_half
+from fpspot.post.events import GroupIndex, nms_keep
 from fpspot.schema import FPS, NUM_ACTIONS, GTEvent, Prediction
 from fpspot.utils.atomic import atomic_open
 
@@ -942,8 +943,8 @@ def corrupt_half(gt_events: Sequence, params: CorruptionParams, rng: np.random.G
             sign = 1 if rng.random() < 0.5 else -1
             emit(pred.frame + sign * s.offset(s.dup), pred.team, pred.shirt, pred.cls, "duplicate", "duplicate",
                  src, upper=pred.score)
-    if params.spotter_nms > 0:
-        out = spotter_nms(out, params.spotter_nms)
+    if params.spotter_nms > 0:  # the spotter's own NMS (no random draw)
+        out = [out[i] for i in nms_keep([p for p, _, _ in out], params.spotter_nms)]
     out.sort(key=lambda item: (item[0].frame, -item[0].score))
     result: list = [[p for p, _, _ in out]]
     if return_kinds:
@@ -953,34 +954,18 @@ def corrupt_half(gt_events: Sequence, params: CorruptionParams, rng: np.random.G
     return tuple(result) if len(result) > 1 else result[0]
 
 
-def spotter_nms(items: Sequence, window: int) -> list:
-    """Greedy NMS per ``(team, jersey, class)``, as a spotter runs it on its own output: in order of decreasing
-    score, an item is dropped when a kept one of its group lies within ``window`` frames. ``items``: rows whose
-    first entry is a :class:`Prediction`; returns the kept rows in their input order (no random draw)."""
-    kept_frames: dict[tuple[int, int, int], list[int]] = defaultdict(list)
-    keep = []
-    for i in sorted(range(len(items)), key=lambda i: -items[i][0].score):
-        p = items[i][0]
-        near = kept_frames[(p.team, p.shirt, p.cls)]
-        if all(abs(p.frame - f) > window for f in near):
-            near.append(p.frame)
-            keep.append(i)
-    return [items[i] for i in sorted(keep)]
+def same_group_gaps(events: Sequence) -> np.ndarray:
+    """Frame gaps between consecutive predictions of one ``(team, jersey, class)`` in a half, ``(n,)`` int64."""
+    frames = GroupIndex(events).frames.values()
+    return np.concatenate([np.diff(np.asarray(f, dtype=np.int64)) for f in frames] or [np.zeros(0, np.int64)])
 
 
 def nms_window_of(pred: PlayByPlay, limit: int = 75) -> int:
     """The largest window (<= ``limit``) with no two predictions of one ``(team, jersey, class)`` that close in
     ``pred``: the smallest same-group gap minus 1 (TAAD's 25-frame NMS, spec §2.5: 25). 0 if some are 0 or 1
     frame apart."""
-    smallest = limit + 1
-    for key in pred.keys:
-        groups: dict[tuple[int, int, int], list[int]] = defaultdict(list)
-        for p in pred.events[key]:
-            groups[(int(p[1]), int(p[2]), int(p[3]))].append(int(p[0]))
-        for frames in groups.values():
-            if len(frames) > 1:
-                smallest = min(smallest, int(np.diff(np.sort(frames)).min()))
-    return max(0, min(limit, smallest - 1))
+    gaps = np.concatenate([same_group_gaps(pred.events[k]) for k in pred.keys] or [np.zeros(0, np.int64)])
+    return max(0, min(limit, int(gaps.min(initial=limit + 1)) - 1))
 
 
 def corrupt_playbyplay(gt: PlayByPlay | Mapping | str, params: CorruptionParams | None = None,
@@ -996,7 +981,8 @@ def corrupt_playbyplay(gt: PlayByPlay | Mapping | str, params: CorruptionParams 
 
 
 __all__ = [
-    "BUCKETS", "DETECTION_KINDS", "OUTCOMES", "PREDICTION_KINDS", "SCORE_KINDS", "CorruptionParams", "HalfLabels", "bucket_of",
-    "corrupt_half", "corrupt_playbyplay", "fit_corruption", "half_seed", "label_predictions", "on_other_action",
-    "random_bursts", "scaled_outcome", "strength_scales",
+    "BUCKETS", "DETECTION_KINDS", "OUTCOMES", "PREDICTION_KINDS", "SCORE_KINDS", "CorruptionParams", "HalfLabels",
+    "bucket_of", "corrupt_half", "corrupt_playbyplay", "draw_index", "fit_corruption", "half_seed",
+    "label_predictions", "nms_window_of", "on_other_action", "random_bursts", "same_group_gaps", "scaled_outcome",
+    "strength_scales",
 ]

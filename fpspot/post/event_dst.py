@@ -41,7 +41,6 @@ Loaded models are cached per path.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -128,20 +127,11 @@ def _strength_of(model, events: Sequence, strength: float | str) -> float:
 
 
 def nms_events(events: list[Prediction], window: int) -> list[Prediction]:
-    """Greedy NMS per (team, jersey, class): keep the highest score, drop others within ``window`` frames."""
-    if window <= 0:
-        return list(events)
-    groups: dict[tuple, list[Prediction]] = defaultdict(list)
-    for e in events:
-        groups[(e.team, e.shirt, e.cls)].append(e)
-    kept: list[Prediction] = []
-    for group in groups.values():
-        chosen: list[int] = []
-        for e in sorted(group, key=lambda e: -e.score):
-            if all(abs(e.frame - f) > window for f in chosen):
-                chosen.append(e.frame)
-                kept.append(e)
-    return kept
+    """Greedy NMS per (team, jersey, class) (:func:`fpspot.post.events.nms_keep`): keep the highest score, drop
+    others within ``window`` frames; kept events in input order. ``window <= 0``: every event."""
+    from fpspot.post.events import nms_keep
+
+    return list(events) if window <= 0 else [events[i] for i in nms_keep(events, window)]
 
 
 def class_thresholds(thresholds) -> dict[int, float] | str | None:

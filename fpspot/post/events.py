@@ -30,6 +30,19 @@ def map_halves(fn: Callable[[str, list[Prediction]], list[Prediction]], pbp: Pla
                       pbp.source)
 
 
+def nms_keep(events: Sequence[Prediction], window: int) -> list[int]:
+    """Greedy NMS per ``(team, shirt, cls)``: in order of decreasing score (ties: input order), an event is kept
+    unless a kept event of its group lies within ``window`` frames. Returns the kept indices in input order."""
+    kept_frames: dict[Group, list[int]] = defaultdict(list)
+    keep = []
+    for i in sorted(range(len(events)), key=lambda i: -events[i][4]):
+        near = kept_frames[(events[i][1], events[i][2], events[i][3])]
+        if all(abs(events[i][0] - f) > window for f in near):
+            near.append(events[i][0])
+            keep.append(i)
+    return sorted(keep)
+
+
 class GroupIndex:
     """Events of one half grouped by ``(team, shirt, cls)`` and sorted by frame, for window look-ups."""
 
