@@ -81,3 +81,33 @@ def test_recipe_epoch_of_token_budget_batches(gt, tmp_path):
             recipe.WindowBatches(data, manifest, corruptor, 32, 0, 1, 0)
     finally:
         del sys.modules["event_dst_recipe_bucketing"]
+
+
+def test_recipe_epoch_of_fixed_batches(gt, tmp_path):
+    """``data.max_tokens: 0``: the fixed batches of the recipe before token-budget batches -- ``batch_size``
+    windows each, ``samples // batch_size`` of them, in the order of the shuffled window dataset (same shuffle
+    seed), each window corrupted exactly as the dataset corrupts it."""
+    import torch
+
+    from fpspot.data.event_windows import collate_windows, window_dataset
+
+    recipe = load_recipe("event_dst", "event_dst_recipe_fixed")
+    try:
+        manifest = write_window_shards(tmp_path, gt, keys=gt.keys, samples_per_shard=60)
+        data = recipe.DataSection(shard_dir=str(tmp_path), max_tokens=0, shuffle=100)
+        corruptor = WindowCorruptor(CorruptionParams.load(), seed=0, strength=(0.05, 1.5, 0.5), augment=True)
+        batches = recipe.WindowBatches(data, manifest, corruptor, 16, 0, 1, 7)
+        assert len(batches) == manifest["num_samples"] // 16
+        epoch = list(batches(3))
+        assert len(epoch) == len(batches) and all(len(b["meta"]) == 16 for b in epoch)
+        corruptor.set_epoch(3)
+        shuffle_seed = 7 * 100_003 + 3 * 1009  # the recipe's seed for process 0, epoch 3, first pass
+        windows = list(window_dataset(tmp_path, corruptor, shuffle=100, shuffle_seed=shuffle_seed))
+        expected = [collate_windows(windows[i:i + 16]) for i in range(0, 16 * len(epoch), 16)]
+        for got, want in zip(epoch, expected):
+            assert got["meta"] == want["meta"]
+            for name, value in want.items():
+                if isinstance(value, torch.Tensor):
+                    assert torch.equal(got[name], value), name
+    finally:
+        del sys.modules["event_dst_recipe_fixed"]
