@@ -185,6 +185,30 @@ def test_false_positive_structure_is_reproduced(params, synth):
     assert spread(refits["flat"].ghost_anchor_hist) > spread(params.ghost_anchor_hist) + 1.5
 
 
+def test_class_scores_shrunk_toward_pooled():
+    """A class's score quantiles are its own shrunk toward the kind's pooled ones by n / (n + score_shrinkage);
+    a class under ``min_score_samples`` predictions uses the pooled ones. Controlled case: every ground-truth
+    event detected exactly, at score 0.9 except blocks at 0.5."""
+    gt = synthetic_gt(3, halves=2)
+    pred = {k: [Prediction(e.frame, e.team, e.shirt, e.cls, 0.5 if e.cls == 8 else 0.9) for e in gt.events[k]]
+            for k in gt.keys}
+    counts = np.bincount([e.cls for k in gt.keys for e in gt.events[k]], minlength=9)
+    assert 10 <= counts[8] and 0 < counts[7] < counts[8]
+    fit = fit_corruption(gt, PlayByPlay("pred", gt.keys, pred), calibrate_iters=0, score_shrinkage=10.0,
+                         min_score_samples=int(counts[7]) + 1)
+    table = fit.score_quantiles["detected"]
+    pooled = np.asarray(table["all"])
+    assert pooled[10] == pytest.approx(0.9)  # blocks are ~1 % of the detections
+    weight = counts[8] / (counts[8] + 10.0)
+    np.testing.assert_allclose(table["8"], weight * 0.5 + (1 - weight) * pooled)
+    assert 0.5 < table["8"][10] < 0.9
+    drives = counts[1] / (counts[1] + 10.0)  # thousands of drives: their own 0.9 nearly everywhere
+    np.testing.assert_allclose(table["1"], drives * 0.9 + (1 - drives) * pooled)
+    assert table["1"][1:] == pytest.approx([0.9] * 20)
+    assert "7" not in table  # tackles: fewer than min_score_samples, pooled
+    assert fit.source["score_shrinkage"] == 10.0
+
+
 def test_fit_matches_official_counts(footpass_dir):
     """Detections labelled by the fit include every official TP; the sanity target is checked in the recipe."""
     gt = read_playbyplay(footpass_dir / "playbyplay_val_g18_g24.json", "gt")
