@@ -119,8 +119,10 @@ How hard the false positives are (an event DST's mean keep probability, corrupte
 ``python recipes/fit_corruption.py --structure --model DIR``): without bursts, random false positives stood
 isolated (median 36 frames to the next prediction, real 8) and were easier to reject than real ones (.20 vs
 .25); with them, random .22 vs .25, ghosts .20 vs .21 and duplicates .24 vs .31 (10-epoch release), .23 vs .26,
-.20 vs .21 and .25 vs .33 (18-epoch release), .21 vs .25, .19 vs .21 and .23 vs .31 (the current 21-epoch
-release): duplicates stay easier.
+.20 vs .21 and .25 vs .33 (18-epoch release), .21 vs .25, .19 vs .21 and .23 vs .31 (21-epoch release), .21 vs
+.26, .19 vs .22 and .22 vs .30 (the current release, trained on the fit with shrunk per-class scores):
+duplicates stay easier. Per class, pooled scores had made corrupted blocks easy to accept (21-epoch release: keep
+probability .37 for corrupted block detections, .20 for real ones); with the shrunk per-class scores, .20 vs .20.
 """
 
 from __future__ import annotations
