@@ -9,7 +9,8 @@ the official micro / macro F1 of the corrupted files next to those of the real p
 (:func:`fpspot.data.corrupt.strength_scales`; the event DST trains over a range of strengths).
 ``--structure`` compares how the false positives are laid out in the real file and in the corrupted ground
 truth (random bursts, ghosts next to their event's prediction, duplicates on another action of their player,
-predictions of one player and class closer than a spotter's NMS window);
+predictions of one player and class closer than a spotter's NMS window, the scores of duplicates and of their
+parents);
 ``--model DIR`` adds, per error kind, the mean keep probability an event DST gives them (how hard they are).
 
     python recipes/fit_corruption.py --out /tmp/params.json --check-seeds 0 --structure --model recipes/pretrained/event_dst
@@ -102,6 +103,7 @@ def layout(gt, pred, model=None) -> dict[str, float]:
     from fpspot.schema import NUM_ACTIONS
 
     randoms, ghost_gap, dup_near, dup_close, same_gaps, keep = [], [], [], [], [], {}
+    dup_scores, parent_scores = [], []
     for key in gt.keys:
         preds = [tuple(p) for p in pred.events.get(key, []) if 1 <= int(p[3]) <= NUM_ACTIONS]
         events = gt.events[key]
@@ -116,6 +118,8 @@ def layout(gt, pred, model=None) -> dict[str, float]:
             elif kind == "duplicate":
                 dup_near.append(on_other_action(events, p, preds[j]))
                 dup_close.append(abs(int(p[0]) - int(preds[j][0])) <= 12)
+                dup_scores.append(float(p[4]))
+                parent_scores.append(float(preds[j][4]))
         if model is not None:
             from fpspot.post.event_dst import denoise_half
 
@@ -132,7 +136,12 @@ def layout(gt, pred, model=None) -> dict[str, float]:
            "duplicate on another action of its player": float(np.mean(dup_near)),
            # a spotter's per-(player, class) NMS (TAAD: 25 frames, spec section 2.5) leaves no such pairs
            "duplicate within 12 frames of its parent": float(np.mean(dup_close)),
-           "same player and class <= 25 frames apart": float(np.mean(np.asarray(same_gaps) <= 25))}
+           "same player and class <= 25 frames apart": float(np.mean(np.asarray(same_gaps) <= 25)),
+           # duplicates' scores: TAAD repeats its confident detections (parents score high), and a duplicate is
+           # never scored exactly like its parent
+           "duplicate score (median)": float(np.median(dup_scores)),
+           "score of a duplicate's parent (median)": float(np.median(parent_scores)),
+           "duplicates scored exactly like their parent": float(np.mean(np.isclose(dup_scores, parent_scores)))}
     out.update({f"keep probability: {kind}": float(np.mean(v)) for kind, v in sorted(keep.items())})
     return out
 

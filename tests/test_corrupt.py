@@ -264,6 +264,29 @@ def test_corrupted_gt_scores_like_taad(footpass_dir, params):
     assert abs(refit.source["dup_at_player_event_observed"] - target) < 0.06
 
 
+def test_structure_layout_of_real_and_corrupted_files(footpass_dir, params):
+    """``fit_corruption.py --structure``'s layout figures: on the real TAAD file the spotter's NMS leaves no
+    duplicate within 12 frames of its parent, no duplicate is scored like its parent, and parents (TAAD's
+    confident detections) outscore their duplicates; the corrupted file gets the same rows."""
+    import sys
+
+    from harness import load_recipe
+
+    recipe = load_recipe("fit_corruption", "fit_corruption_layout")
+    try:
+        gt = read_playbyplay(footpass_dir / "playbyplay_val_g18_g24.json", "gt")
+        real = recipe.layout(gt, read_playbyplay(footpass_dir / "playbyplay_TAAD_val_g18_g24.json", "pred"))
+        corrupted = recipe.layout(gt, corrupt_playbyplay(gt, params, 0))
+    finally:
+        sys.modules.pop("fit_corruption_layout")
+    assert real["duplicate within 12 frames of its parent"] == 0.0
+    assert real["same player and class <= 25 frames apart"] == 0.0
+    assert real["duplicates scored exactly like their parent"] == 0.0
+    assert real["score of a duplicate's parent (median)"] > real["duplicate score (median)"] + 0.15
+    assert set(corrupted) == set(real)
+    assert 1.0 < real["random burst size (mean)"] and 1.0 < corrupted["random burst size (mean)"]
+
+
 def test_bad_params_name_the_key(params, tmp_path):
     obj = params.to_json()
     obj["ghost_rate"] = [0.1] * 3
