@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pred", type=Path, default=FOOTPASS / "playbyplay_TAAD_val_g18_g24.json")
     parser.add_argument("--out", type=Path, default=REPO / "fpspot" / "data" / "corruption_taad.json")
     parser.add_argument("--calibrate-iters", type=int, default=2)
+    parser.add_argument("--dup-tilt-bins", type=int, default=0,
+                        help="duplicates hung on parents by score (this many parent-score bins) and scored as a fitted "
+                             "ratio of their parent's score (0: the packaged fit's capped draws; see BENCHMARKS.md)")
     parser.add_argument("--spotter-nms", default="0",
                         help="NMS window (frames) the spotter applies to its own output, put into the corruption: "
                              "0 = none (the packaged fit), 'auto' = measured on --pred (TAAD: 25), or a number")
@@ -53,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
 
     gt, pred = read_playbyplay(args.gt, "gt"), read_playbyplay(args.pred, "pred")
     nms = args.spotter_nms if args.spotter_nms == "auto" else int(args.spotter_nms)
-    params = fit_corruption(gt, pred, calibrate_iters=args.calibrate_iters, spotter_nms=nms)
+    params = fit_corruption(gt, pred, calibrate_iters=args.calibrate_iters, spotter_nms=nms,
+                            dup_tilt_bins=args.dup_tilt_bins)
     params.source = {**params.source, "gt": args.gt.name, "pred": args.pred.name}
     params.save(args.out)
     CorruptionParams.load(args.out)  # never leave a file we cannot read back

@@ -10,7 +10,7 @@ import pytest
 
 from fpspot.data.corrupt import (
     BUCKETS, OUTCOMES, CorruptionParams, bucket_of, corrupt_half, corrupt_playbyplay, draw_index, fit_corruption,
-    half_seed, nms_window_of, scaled_outcome, strength_scales,
+    half_seed, nms_window_of, parent_score_tilt, scaled_outcome, strength_scales,
 )
 from fpspot.data.footpass import PlayByPlay, read_playbyplay, write_playbyplay
 from fpspot.eval import evaluate
@@ -207,6 +207,40 @@ def test_class_scores_shrunk_toward_pooled():
     assert table["1"][1:] == pytest.approx([0.9] * 20)
     assert "7" not in table  # tackles: fewer than min_score_samples, pooled
     assert fit.source["score_shrinkage"] == 10.0
+
+
+def test_parent_score_tilt_on_a_controlled_case():
+    """Duplicates only on parents scored above 0.8: with quintile bins of uniform parent scores the top bin
+    (20 % of the parents) gets weight 5, the others 0; the weights average 1 over the parents."""
+    parents = np.linspace(0.0, 1.0, 1001)[:-1]
+    dup_parents = parents[parents > 0.8]
+    tilt = parent_score_tilt(parents, dup_parents, bins=5)
+    np.testing.assert_allclose(tilt["edges"], [0.0, 0.2, 0.4, 0.6, 0.8, 1.0], atol=1e-3)
+    np.testing.assert_allclose(tilt["weights"], [0, 0, 0, 0, 5], atol=0.03)
+    assert parent_score_tilt(parents, [], bins=5) is None and parent_score_tilt(parents, dup_parents, 0) is None
+
+
+def test_duplicates_repeat_confident_parents_below_their_score(footpass_dir, params, synth):
+    """Fitted with ``dup_tilt_bins`` on the real TAAD file, duplicates hang mostly on high-scored predictions
+    (TAAD repeats its confident detections) and score their parent's score times a fitted ratio: refitting a
+    corrupted sequence gives back a rising tilt, the ratio's median, and no duplicate scored like its parent;
+    the packaged fit (no tilt, capped draws) scores some duplicates exactly like their parent."""
+    gt = read_playbyplay(footpass_dir / "playbyplay_val_g18_g24.json", "gt")
+    taad = read_playbyplay(footpass_dir / "playbyplay_TAAD_val_g18_g24.json", "pred")
+    tilted = fit_corruption(gt, taad, calibrate_iters=0, dup_tilt_bins=5)
+    assert params.dup_parent_tilt is None and params.dup_score_ratio is None
+    assert tilted.dup_parent_tilt["weights"][-1] > 5 * tilted.dup_parent_tilt["weights"][0]
+    refit = fit_corruption(synth, corrupt_playbyplay(synth, tilted, seed=4), calibrate_iters=0, dup_tilt_bins=5)
+    weights = refit.dup_parent_tilt["weights"]
+    assert min(weights[-2:]) > 2 * max(weights[:2])
+    assert abs(refit.dup_score_ratio[10] - tilted.dup_score_ratio[10]) < 0.04
+    assert refit.dup_score_ratio[-1] < 1.0  # never the parent's own score
+    capped = fit_corruption(synth, corrupt_playbyplay(synth, params, seed=4), calibrate_iters=0, dup_tilt_bins=5)
+    assert capped.dup_score_ratio[-1] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="'dup_score_ratio' must be 21 ascending quantiles"):
+        CorruptionParams.from_json({**params.to_json(), "dup_score_ratio": [0.5, 0.4]})
+    with pytest.raises(ValueError, match="'dup_parent_tilt' needs ascending 'edges'"):
+        CorruptionParams.from_json({**params.to_json(), "dup_parent_tilt": {"edges": [0, 1], "weights": [1, 2]}})
 
 
 def test_fit_matches_official_counts(footpass_dir):

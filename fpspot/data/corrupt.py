@@ -46,11 +46,19 @@ TAAD's do: a burst starts on a uniformly drawn free frame and has ``random_burst
 with another class (probability ``random_burst_same_player``), keeps its class on another player
 (``random_burst_same_class``), or draws both afresh -- never the same player and class again, which is a
 duplicate. Files without burst parameters draw every random false positive on its own.
-Last, every emitted detection of class ``c`` gets ``Poisson(dup_rate[c])`` duplicates, same player and class,
-with a score no higher than its parent: with probability ``dup_at_player_event`` on another action (of
-another class, within ``dup_window``) of the same player, jittered by ``+-match_window`` (TAAD repeats a
-player's class on his next touch), else at ``+-|offset|`` from ``dup_offset_hist`` (1..75 frames) from the
-parent.
+Last, every emitted detection of class ``c`` gets ``Poisson(dup_rate[c] * tilt(score))`` duplicates, same
+player and class, with a score no higher than its parent's: with probability ``dup_at_player_event`` on
+another action (of another class, within ``dup_window``) of the same player, jittered by ``+-match_window``
+(TAAD repeats a player's class on his next touch), else at ``+-|offset|`` from ``dup_offset_hist`` (1..75
+frames) from the parent. Optionally (not in the packaged fit), TAAD's habit of repeating its confident detections:
+``dup_parent_tilt`` (``{"edges", "weights"}``, bins of the parent's score at the quintiles of the
+non-duplicate predictions' scores; ``tilt = 1`` without it) multiplies the rate by the bin's
+duplicates per parent over the overall duplicates per parent (1 on average over the real parents), and a
+duplicate's score is its parent's times a ratio drawn from ``dup_score_ratio`` (21 quantiles of the real
+duplicates' score / parent score). Without them (``null``, the packaged fit and older files) there is no tilt
+and duplicate scores come from ``score_quantiles["duplicate"]`` capped at the parent's score, which puts a
+quarter of the duplicates exactly at their parent's score (never in the real file) and more of them on
+low-scored parents than TAAD does.
 With ``spotter_nms`` > 0 (0 in the packaged fit and in older files) the output then goes through the spotter's
 own greedy NMS per (team, jersey, class) over that many frames (:func:`fpspot.post.events.nms_keep`; TAAD's is 25 frames, which
 ``fit_corruption(..., spotter_nms="auto")`` measures from the real file: :func:`nms_window_of`). It uses no
@@ -103,7 +111,13 @@ which 105 "free" minutes (farther than 25 frames from any event).
   ``random_burst_same_class`` .43 after calibration).
 * ``dup_rate`` per emitted detection (drive .. block): .225 .065 .065 .183 .016 .019 .084 .024; duplicates
   sit 26..75 frames from their parent (median 40: just outside TAAD's NMS window); 20 % of them lie within 12
-  frames of another action of their player (``dup_at_player_event`` .59 after calibration).
+  frames of another action of their player (``dup_at_player_event`` .59 after calibration). Not in the packaged
+  fit (``dup_tilt_bins=5``, ``fit_corruption.py --dup-tilt-bins 5``): ``dup_parent_tilt`` by parent-score
+  quintile (edges .49 .58 .70 .84) .15 .44 1.17 1.69 1.55 -- TAAD repeats its confident predictions (parents'
+  median score .77, against .56 for their duplicates) -- and ``dup_score_ratio`` (duplicate / parent score)
+  median .78, IQR .67-.88, never 1. With them corrupted duplicates are as hard for the released model as real
+  ones (keep probability .29 vs .30, against .22), but a model trained on that fit was worse on the held-out
+  training halves (and on games 18/24), so the packaged fit leaves them out.
 * ``score_quantiles`` medians (pooled): detected .79 (IQR .64-.91), wrong .59, duplicate .56, ghost .56,
   random .58 -- true detections score higher, but the distributions overlap widely. Per class they differ:
   blocks are detected at a median .66 (23 predictions; .70 after shrinkage) and their duplicates at .38
@@ -201,6 +215,10 @@ class CorruptionParams:
     dup_at_player_event: float = 0.0
     # the spotter's own per-(team, jersey, class) NMS window in frames, applied to the corrupted output (0: none)
     spotter_nms: int = 0
+    # duplicate rate factor by parent score bin {"edges": [0, ..., 1] (K + 1), "weights": K} (None: no tilt)
+    dup_parent_tilt: dict | None = None
+    # 21 quantiles of a duplicate's score / its parent's score (None: capped draws from score_quantiles)
+    dup_score_ratio: list[float] | None = None
     source: dict = field(default_factory=dict)
     format: str = PARAMS_FORMAT
 
@@ -247,6 +265,17 @@ class CorruptionParams:
         sizes = self.random_burst_size
         if not sizes or min(sizes) < 0 or abs(sum(sizes) - 1) > 1e-6:
             raise ValueError(f"{where}: key 'random_burst_size' must be probabilities of burst sizes 1, 2, ...")
+        ratio = self.dup_score_ratio
+        if ratio is not None and (len(ratio) != len(QUANTILE_LEVELS) or any(b < a for a, b in zip(ratio, ratio[1:]))
+                                  or ratio[0] < 0 or ratio[-1] > 1):
+            raise ValueError(f"{where}: key 'dup_score_ratio' must be {len(QUANTILE_LEVELS)} ascending quantiles "
+                             f"in [0, 1]")
+        if self.dup_parent_tilt is not None:
+            edges, weights = self.dup_parent_tilt.get("edges", []), self.dup_parent_tilt.get("weights", [])
+            if (len(edges) != len(weights) + 1 or not weights or min(weights) < 0
+                    or any(b < a for a, b in zip(edges, edges[1:]))):
+                raise ValueError(f"{where}: key 'dup_parent_tilt' needs ascending 'edges' and one non-negative "
+                                 f"weight per bin")
         if not isinstance(self.spotter_nms, int) or self.spotter_nms < 0:
             raise ValueError(f"{where}: key 'spotter_nms' must be a window in frames >= 0, got {self.spotter_nms!r}")
         for name in ("random_burst_same_class", "random_burst_same_player", "dup_at_player_event"):
@@ -407,6 +436,27 @@ def _hist(values: Sequence[int], lo: int, hi: int, smooth: float = 0.0) -> dict[
     return {"offsets": offsets, "probs": [float(x) for x in counts / counts.sum()]}
 
 
+def parent_score_tilt(parent_scores: Sequence[float], dup_parent_scores: Sequence[float],
+                      bins: int = 5) -> dict | None:
+    """Duplicate-rate factor per bin of the parent's score: ``{"edges": K + 1, "weights": K}``.
+
+    parent_scores: scores of every prediction that can have duplicates (the non-duplicates); dup_parent_scores:
+    the parent's score of every duplicate. Bins at the quantiles of ``parent_scores`` (first edge 0, last 1);
+    weight ``k`` = (duplicates per parent in bin ``k``) / (duplicates per parent overall), so the weights average
+    1 over the parents. ``None`` when ``bins`` is 0 or there are no duplicates."""
+    parents, dups = np.asarray(parent_scores, dtype=np.float64), np.asarray(dup_parent_scores, dtype=np.float64)
+    if bins <= 0 or not parents.size or not dups.size:
+        return None
+    edges = np.quantile(parents, np.linspace(0.0, 1.0, bins + 1))
+    edges[0], edges[-1] = 0.0, 1.0
+    edges = np.maximum.accumulate(edges)
+    where_parent = np.clip(np.searchsorted(edges, parents, side="right") - 1, 0, bins - 1)
+    where_dup = np.clip(np.searchsorted(edges, dups, side="right") - 1, 0, bins - 1)
+    per_bin = np.bincount(where_dup, minlength=bins) / np.maximum(np.bincount(where_parent, minlength=bins), 1)
+    overall = dups.size / parents.size
+    return {"edges": [float(e) for e in edges], "weights": [float(w) for w in per_bin / overall]}
+
+
 def _quantiles(values: Sequence[float]) -> list[float]:
     return [float(q) for q in np.quantile(np.asarray(values, dtype=np.float64), QUANTILE_LEVELS)]
 
@@ -473,13 +523,15 @@ def random_bursts(randoms: Sequence[Sequence], window: int = 25, max_size: int =
 def fit_corruption(gt: PlayByPlay | Mapping | str, pred: PlayByPlay | Mapping | str, *, delta: int = 12,
                    threshold: float = 0.15, jitter_window: int = 50, ghost_window: int = 25, dup_window: int = 75,
                    shrinkage: float = 10.0, min_score_samples: int = 5, score_shrinkage: float = 10.0,
-                   calibrate_iters: int = 2, calibrate_seeds: int = 4, spotter_nms: int | str = 0) -> CorruptionParams:
+                   calibrate_iters: int = 2, calibrate_seeds: int = 4, spotter_nms: int | str = 0,
+                   dup_tilt_bins: int = 0) -> CorruptionParams:
     """Fit :class:`CorruptionParams` from predictions against the ground truth of the same halves.
 
     gt, pred: paths, loaded JSON objects or :class:`PlayByPlay`. Only halves present in both are used.
     The raw estimates are then refined by :func:`calibrate_corruption` (``calibrate_iters`` rounds).
     spotter_nms: the NMS window applied to the corrupted output (0: none; ``"auto"``: measured on ``pred``
-    by :func:`nms_window_of`); it is in place during the calibration.
+    by :func:`nms_window_of`); it is in place during the calibration. dup_tilt_bins: parent-score bins of
+    ``dup_parent_tilt`` (0: no tilt and no ``dup_score_ratio``: the older capped duplicate scores).
     """
     gt, pred = load_playbyplay(gt, "gt"), load_playbyplay(pred, "pred")
     keys = [k for k in gt.keys if k in set(pred.keys)]
@@ -501,6 +553,8 @@ def fit_corruption(gt: PlayByPlay | Mapping | str, pred: PlayByPlay | Mapping | 
     minutes = 0.0
     randoms: list[list] = []
     dup_at_event = 0
+    parent_scores, dup_parent_scores = [], []  # every non-duplicate prediction; the parent of every duplicate
+    dup_ratios: list[float] = []  # duplicate score / parent score
     for key in keys:
         events, preds = gt.events[key], pred.events[key]
         labels = label_predictions(events, preds, delta=delta, threshold=threshold, jitter_window=jitter_window,
@@ -522,8 +576,11 @@ def fit_corruption(gt: PlayByPlay | Mapping | str, pred: PlayByPlay | Mapping | 
                 dup_offsets.append(abs(off))
                 parent = preds[j]  # a duplicate's reference is its parent prediction
                 dup_at_event += int(on_other_action(events, p, parent, delta))
+                dup_parent_scores.append(float(parent[4]))
+                dup_ratios.append(float(p[4]) / max(float(parent[4]), 1e-9))
                 continue
             parent_per_class[cls] += 1
+            parent_scores.append(float(p[4]))
             if kind in DETECTION_KINDS:
                 jitters.append(off)
                 if kind == "wrong_class":
@@ -594,6 +651,8 @@ def fit_corruption(gt: PlayByPlay | Mapping | str, pred: PlayByPlay | Mapping | 
         random_rate_per_min=[0.0] + [float(random_per_class[c] / max(minutes, 1e-9)) for c in range(1, C)],
         dup_rate=[0.0] + [float(dup_per_class[c] / max(parent_per_class[c], 1)) for c in range(1, C)],
         dup_offset_hist=_hist(dup_offsets, 1, dup_window),
+        dup_parent_tilt=parent_score_tilt(parent_scores, dup_parent_scores, dup_tilt_bins),
+        dup_score_ratio=_quantiles(np.clip(dup_ratios, 0.0, 1.0)) if dup_tilt_bins > 0 and dup_ratios else None,
         score_quantiles=score_quantiles,
         match_window=delta,
         jitter_window=jitter_window,
@@ -740,10 +799,22 @@ class _Sampler:
         return hist[0][bisect.bisect_right(hist[1], self.rng.random())]
 
     def score(self, kind: str, cls: int, upper: float = 1.0) -> float:
+        """A draw from the fitted scores of ``kind`` and ``cls``, capped at ``upper``; a duplicate of a file
+        with ``dup_score_ratio`` (``upper`` = its parent's score) gets the parent's score times a drawn ratio."""
+        if kind == "duplicate" and self.params.dup_score_ratio is not None:
+            return float(upper * np.interp(self.rng.random(), QUANTILE_LEVELS, self.params.dup_score_ratio))
         table = self.quantiles[kind]
         q = table.get(str(cls), table["all"])
         value = float(np.interp(self.rng.random(), QUANTILE_LEVELS, q))
         return float(min(value, upper))
+
+    def dup_tilt(self, parent_score: float) -> float:
+        """Duplicate-rate factor of a parent with this score (1 without ``dup_parent_tilt``)."""
+        tilt = self.params.dup_parent_tilt
+        if tilt is None:
+            return 1.0
+        k = bisect.bisect_right(tilt["edges"], parent_score) - 1
+        return float(tilt["weights"][min(max(k, 0), len(tilt["weights"]) - 1)])
 
 
 def _players(gt_events: Sequence) -> dict[int, tuple[np.ndarray, np.ndarray]]:
@@ -944,7 +1015,7 @@ def corrupt_half(gt_events: Sequence, params: CorruptionParams, rng: np.random.G
     player_events = {k: np.asarray(v, dtype=np.int64).reshape(-1, 2) for k, v in player_events.items()}
     parents = list(out)
     for pred, _kind, src in parents:
-        for _ in range(rng.poisson(params.dup_rate[pred.cls] * fp_scale)):
+        for _ in range(rng.poisson(params.dup_rate[pred.cls] * fp_scale * s.dup_tilt(pred.score))):
             if params.dup_at_player_event > 0 and rng.random() < params.dup_at_player_event:
                 own = player_events.get((pred.team, pred.shirt), np.zeros((0, 2), dtype=np.int64))
                 gap = np.abs(own[:, 0] - pred.frame)
