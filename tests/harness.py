@@ -2,14 +2,16 @@
 
 ``reset_accelerate()`` clears Accelerate's process-wide state (an ``Accelerator`` built earlier in the same
 process would otherwise be reused with its settings; the fixture ``fresh_accelerate_state`` in conftest.py
-calls it before and after a test). ``load_recipe(name)`` imports ``recipes/<name>.py`` as a module (recipes are
-scripts, not a package).
+calls it before and after a test). ``with recipe_module(name) as recipe:`` imports ``recipes/<name>.py`` as a
+module (recipes are scripts, not a package) and unregisters it afterwards.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 
@@ -23,12 +25,16 @@ def reset_accelerate() -> None:
     GradientState._reset_state()
 
 
-def load_recipe(name: str, module_name: str | None = None) -> ModuleType:
-    """``recipes/<name>.py`` imported under ``module_name`` (registered in ``sys.modules``, which dataclasses need;
-    remove it with ``sys.modules.pop`` when done)."""
+@contextmanager
+def recipe_module(name: str, module_name: str | None = None) -> Iterator[ModuleType]:
+    """``recipes/<name>.py`` imported under ``module_name`` and registered in ``sys.modules`` (dataclasses need
+    it) for the duration of the ``with`` block."""
     module_name = module_name or f"recipe_{name}"
     spec = importlib.util.spec_from_file_location(module_name, REPO / "recipes" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop(module_name, None)

@@ -4,11 +4,10 @@ recipe's epochs built from them."""
 from __future__ import annotations
 
 import random
-import sys
 
 import numpy as np
 import pytest
-from harness import load_recipe
+from harness import recipe_module
 
 from fpspot.data.bucketing import count_batches, token_budget_batches
 from fpspot.data.corrupt import CorruptionParams
@@ -59,8 +58,7 @@ def test_a_sample_longer_than_the_budget_is_its_own_batch():
 
 
 def test_recipe_epoch_of_token_budget_batches(gt, tmp_path):
-    recipe = load_recipe("event_dst", "event_dst_recipe_bucketing")
-    try:
+    with recipe_module("event_dst", "event_dst_recipe_bucketing") as recipe:
         manifest = write_window_shards(tmp_path, gt, keys=gt.keys, samples_per_shard=60)
         data = recipe.DataSection(shard_dir=str(tmp_path), max_tokens=240, bucket_pool=64, shuffle=100)
         corruptor = WindowCorruptor(CorruptionParams.load(), seed=0, strength=(0.05, 1.5, 0.5), augment=True)
@@ -79,8 +77,6 @@ def test_recipe_epoch_of_token_budget_batches(gt, tmp_path):
         assert len(list(batches(2))) == len(batches)
         with pytest.raises(ValueError, match="needs clean windows to size the epoch"):
             recipe.WindowBatches(data, manifest, corruptor, 32, 0, 1, 0)
-    finally:
-        del sys.modules["event_dst_recipe_bucketing"]
 
 
 def test_recipe_epoch_of_fixed_batches(gt, tmp_path):
@@ -91,8 +87,7 @@ def test_recipe_epoch_of_fixed_batches(gt, tmp_path):
 
     from fpspot.data.event_windows import collate_windows, window_dataset
 
-    recipe = load_recipe("event_dst", "event_dst_recipe_fixed")
-    try:
+    with recipe_module("event_dst", "event_dst_recipe_fixed") as recipe:
         manifest = write_window_shards(tmp_path, gt, keys=gt.keys, samples_per_shard=60)
         data = recipe.DataSection(shard_dir=str(tmp_path), max_tokens=0, shuffle=100)
         corruptor = WindowCorruptor(CorruptionParams.load(), seed=0, strength=(0.05, 1.5, 0.5), augment=True)
@@ -109,5 +104,3 @@ def test_recipe_epoch_of_fixed_batches(gt, tmp_path):
             for name, value in want.items():
                 if isinstance(value, torch.Tensor):
                     assert torch.equal(got[name], value), name
-    finally:
-        del sys.modules["event_dst_recipe_fixed"]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from harness import load_recipe
+from harness import recipe_module
 
 from fpspot.pipeline.config import PipelineConfig
 from fpspot.train.config import ConfigError, config_to_dict, load_config, parse_config, read_config_file
@@ -83,13 +83,10 @@ def test_recipe_configs_use_the_cpu_sizes_by_default():
 
 
 def test_event_dst_config_loads_with_its_recipe():
-    module = load_recipe("event_dst", "event_dst_recipe")
-    try:
+    with recipe_module("event_dst", "event_dst_recipe") as module:
         config = load_config(module.RecipeConfig, CONFIGS / "event_dst.yaml")
         with pytest.raises(ConfigError, match="export.dst_thresholds: 'auto' or 'maximin', got 'best'"):
             load_config(module.RecipeConfig, CONFIGS / "event_dst.yaml", ["export.dst_thresholds=best"])
-    finally:
-        del sys.modules["event_dst_recipe"]
     assert config.data.window > 0 and config.train.epochs > 0 and config.export.dst_thresholds == "auto"
 
 

@@ -6,11 +6,10 @@ post``, and a resumed run that trains only the epochs it has not trained."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
-from harness import load_recipe, reset_accelerate
+from harness import recipe_module, reset_accelerate
 
 from fpspot.data.footpass import read_playbyplay, write_playbyplay
 
@@ -20,8 +19,8 @@ pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
 
 @pytest.fixture
 def recipe():
-    yield load_recipe("event_dst", "event_dst_recipe_e2e")
-    sys.modules.pop("event_dst_recipe_e2e")
+    with recipe_module("event_dst", "event_dst_recipe_e2e") as module:
+        yield module
 
 
 def _tensorboard_scalars(run_dir: Path, tag: str) -> list[tuple[int, float]]:
