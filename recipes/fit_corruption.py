@@ -44,6 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dup-tilt-bins", type=int, default=0,
                         help="duplicates hung on parents by score (this many parent-score bins) and scored as a fitted "
                              "ratio of their parent's score (0: the packaged fit's capped draws; see BENCHMARKS.md)")
+    parser.add_argument("--per-class-offsets", type=float, default=None, metavar="PSEUDO_COUNT",
+                        help="per-class jitter histograms and duplicate directions, shrunk toward the pooled "
+                             "ones with this pseudo-count (default: pooled; see BENCHMARKS.md)")
+    parser.add_argument("--carry", action="store_true",
+                        help="false positives on a player inside his own possession (between two of his "
+                             "consecutive events) as a kind of their own, with their own rate and scores")
     parser.add_argument("--spotter-nms", default="0",
                         help="NMS window (frames) the spotter applies to its own output, put into the corruption: "
                              "0 = none (the packaged fit), 'auto' = measured on --pred (TAAD: 25), or a number")
@@ -57,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     gt, pred = read_playbyplay(args.gt, "gt"), read_playbyplay(args.pred, "pred")
     nms = args.spotter_nms if args.spotter_nms == "auto" else int(args.spotter_nms)
     params = fit_corruption(gt, pred, calibrate_iters=args.calibrate_iters, spotter_nms=nms,
-                            dup_tilt_bins=args.dup_tilt_bins)
+                            dup_tilt_bins=args.dup_tilt_bins, per_class_offsets=args.per_class_offsets,
+                            carry=args.carry)
     params.source = {**params.source, "gt": args.gt.name, "pred": args.pred.name}
     params.save(args.out)
     CorruptionParams.load(args.out)  # never leave a file we cannot read back
@@ -108,10 +115,15 @@ def layout(gt, pred, model=None) -> dict[str, float]:
 
     randoms, ghost_gap, dup_near, dup_close, same_gaps, keep = [], [], [], [], [], {}
     dup_scores, parent_scores = [], []
+    carries = num_events = 0
     for key in gt.keys:
         preds = [tuple(p) for p in pred.events.get(key, []) if 1 <= int(p[3]) <= NUM_ACTIONS]
         events = gt.events[key]
         labels = label_predictions(events, preds)
+        relabelled = label_predictions(events, preds, carry=True)  # the same predictions with the carry kind
+        carry_kinds = {tuple(p): kind for p, kind in zip(relabelled.predictions, relabelled.kinds)}
+        carries += relabelled.kinds.count("carry")
+        num_events += len(events)
         same_gaps += same_group_gaps(preds).tolist()
         randoms.append([p for p, kind in zip(labels.predictions, labels.kinds) if kind == "random"])
         made = np.asarray(sorted(p[0] for p, kind in zip(labels.predictions, labels.kinds)
@@ -131,6 +143,9 @@ def layout(gt, pred, model=None) -> dict[str, float]:
             index = {p: i for i, p in enumerate(preds)}
             for p, kind in zip(labels.predictions, labels.kinds):
                 keep.setdefault(kind, []).append(float(details["keep_prob"][index[tuple(p)]]))
+                if carry_kinds[tuple(p)] == "carry":
+                    keep.setdefault("carry (a ghost or random inside its player's possession)", []).append(
+                        float(details["keep_prob"][index[tuple(p)]]))
     bursts = random_bursts(randoms)
     sizes = np.asarray(bursts["random_burst_size"])
     out = {"random burst size (mean)": float(np.dot(np.arange(1, sizes.size + 1), sizes)),
@@ -145,7 +160,9 @@ def layout(gt, pred, model=None) -> dict[str, float]:
            # never scored exactly like its parent
            "duplicate score (median)": float(np.median(dup_scores)),
            "score of a duplicate's parent (median)": float(np.median(parent_scores)),
-           "duplicates scored exactly like their parent": float(np.mean(np.isclose(dup_scores, parent_scores)))}
+           "duplicates scored exactly like their parent": float(np.mean(np.isclose(dup_scores, parent_scores))),
+           # TAAD fires on a player between two of his consecutive events (mostly drives during a carry)
+           "inside their player's possession, per event": carries / max(num_events, 1)}
     out.update({f"keep probability: {kind}": float(np.mean(v)) for kind, v in sorted(keep.items())})
     return out
 

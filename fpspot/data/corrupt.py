@@ -24,6 +24,10 @@ once. In order of precedence a prediction is
 6. ``ghost`` (false positive near play): within ``+-ghost_window`` (25) frames of some ground-truth event;
 7. ``random`` (false positive away from play): everything else.
 
+With ``carry`` (``label_predictions(..., carry=True)``, fits with ``carry=True``) a kind ``carry`` comes
+before 6: a false positive on a player strictly between two consecutive events (in frame order, over all
+players) of that same player -- his own possession (:func:`player_possessions`).
+
 Generative model (what :func:`corrupt_half` does)
 ------------------------------------------------
 For every ground-truth event of class ``c`` in visibility bucket ``b`` (``box``: the actor has a box;
@@ -59,6 +63,19 @@ duplicates' score / parent score). Without them (``null``, the packaged fit and 
 and duplicate scores come from ``score_quantiles["duplicate"]`` capped at the parent's score, which puts a
 quarter of the duplicates exactly at their parent's score (never in the real file) and more of them on
 low-scored parents than TAAD does.
+Optionally (``fit_corruption(..., carry=True)``, ``fit_corruption.py --carry``), before the duplicates, per
+class ``Poisson(carry_rate_per_min[c] * possession minutes)`` carries are put on uniformly drawn frames inside
+the half's possessions, on the possession's player, scored from ``score_quantiles["carry"]``; one nearer than
+``dup_min_gap`` to a detection, ghost or random of the same player and class is dropped. Their rate and the
+duplicate rates are then calibrated by simulation, since generated carries next to their player's detection are
+labelled duplicates.
+Optionally (``fit_corruption(..., per_class_offsets=30)``, ``fit_corruption.py --per-class-offsets 30``), the
+offsets are per class: ``jitter_hist_per_class`` gives each ground-truth class its own jitter histogram (its
+counts plus 30 pooled pseudo-counts; the wrong outcomes use its ``+-match_window`` part), ``dup_after[c]`` is the
+probability that a duplicate of class ``c`` lies after its parent (an on-action duplicate then takes an action on
+that side when there is one), and ``dup_min_gap`` keeps every duplicate at least that far from its parent
+(the smallest real gap, 26 frames for TAAD, whose NMS covers 25). Without them (``null`` / 0) every class
+shares ``jitter_hist`` and duplicates fall on either side alike.
 With ``spotter_nms`` > 0 (0 in the packaged fit and in older files) the output then goes through the spotter's
 own greedy NMS per (team, jersey, class) over that many frames (:func:`fpspot.post.events.nms_keep`; TAAD's is 25 frames, which
 ``fit_corruption(..., spotter_nms="auto")`` measures from the real file: :func:`nms_window_of`). It uses no
@@ -99,6 +116,15 @@ which 105 "free" minutes (farther than 25 frames from any event).
   event whose actor has no box.
 * ``jitter_hist``: mean +0.4 frames, sd 8.3; 56 % within +-3 frames, 93 % within +-12 (the rest is the
   official-FN tail out to +-50).
+  Per class (``per_class_offsets``) it differs: 14 % of TAAD's drive detections are more than 12 frames
+  off, mostly late (10th / 90th percentile -7 / +14 frames), against 4 % of its passes (-5 / +5); the pooled
+  histogram gives corrupted drives 9 % and passes 8 %. Duplicates lie after their parent for 75 % of drives and
+  31 % of passes (with the pooled offsets about 65-70 % and 50 % once labelled).
+* ``carry`` (not in the packaged fit; ``--carry``): 291 of the false positives lie inside their player's
+  possession -- 147 drives, 40 tackles, 32 passes, 30 crosses -- over 55 possession minutes (7.1 drives per
+  minute; 7.3 after calibration). Labelled the same way, the packaged fit's output has about one in seven of
+  them (about 45, 10 drives: its ghosts and randoms land on any player); the carry fit's 290-300 (about 155
+  drives).
 * ``class_confusion``: wrong-class detections are mostly pass -> drive / cross / shot / header and
   drive -> header / cross (see the JSON).
 * ``ghost_rate`` per event (drive .. block): .45 .92 1.09 .29 1.39 1.46 .77 .63; ``ghost_same_team`` .42;
@@ -164,7 +190,7 @@ DETECTION_KINDS: tuple[str, ...] = OUTCOMES[:-1]  # predictions that detect thei
 BUCKETS: tuple[str, ...] = ("box", "nobox", "replay")
 SCORE_KINDS: tuple[str, ...] = ("detected", "wrong", "duplicate", "ghost", "random")
 PREDICTION_KINDS: tuple[str, ...] = ("detected", "wrong_jersey", "wrong_class", "wrong_team", "duplicate",
-                                     "ghost", "random")
+                                     "ghost", "random", "carry")
 QUANTILE_LEVELS = np.linspace(0.0, 1.0, 21)
 NEIGHBOUR_FRAMES = 75  # a "neighbour" player acts within +-75 frames (3 s) of the event
 PARAMS_FORMAT = "fpspot-corruption/1"
@@ -219,6 +245,16 @@ class CorruptionParams:
     dup_parent_tilt: dict | None = None
     # 21 quantiles of a duplicate's score / its parent's score (None: capped draws from score_quantiles)
     dup_score_ratio: list[float] | None = None
+    # per ground-truth class id (str) a jitter histogram like jitter_hist (None: every class uses jitter_hist)
+    jitter_hist_per_class: dict[str, dict[str, list]] | None = None
+    # per class (9 entries) the probability that a duplicate lies after its parent (None: either side alike)
+    dup_after: list[float] | None = None
+    # a duplicate is never closer to its parent than this many frames (0: no limit; TAAD: 26, its 25-frame NMS)
+    dup_min_gap: int = 0
+    # per class (9 entries) false positives per minute of a player's own possession -- the frames between two
+    # consecutive events of one player -- on that player (None: no such false positives; they are ghosts and
+    # randoms); their scores are score_quantiles["carry"] (ghost scores when absent)
+    carry_rate_per_min: list[float] | None = None
     source: dict = field(default_factory=dict)
     format: str = PARAMS_FORMAT
 
@@ -276,6 +312,17 @@ class CorruptionParams:
                     or any(b < a for a, b in zip(edges, edges[1:]))):
                 raise ValueError(f"{where}: key 'dup_parent_tilt' needs ascending 'edges' and one non-negative "
                                  f"weight per bin")
+        if self.dup_after is not None and (len(self.dup_after) != NUM_ACTIONS + 1
+                                           or not all(0.0 <= p <= 1.0 for p in self.dup_after)):
+            raise ValueError(f"{where}: key 'dup_after' must be 9 probabilities (index = class id)")
+        per_class = self.jitter_hist_per_class
+        if per_class is not None and set(per_class) != {str(c) for c in range(1, NUM_ACTIONS + 1)}:
+            raise ValueError(f"{where}: key 'jitter_hist_per_class' needs one histogram per class id '1'..'8'")
+        carry = self.carry_rate_per_min
+        if carry is not None and (len(carry) != NUM_ACTIONS + 1 or min(carry) < 0):
+            raise ValueError(f"{where}: key 'carry_rate_per_min' must be 9 non-negative rates (index = class id)")
+        if not isinstance(self.dup_min_gap, int) or not 0 <= self.dup_min_gap <= self.dup_window:
+            raise ValueError(f"{where}: key 'dup_min_gap' must be frames in 0..dup_window, got {self.dup_min_gap!r}")
         if not isinstance(self.spotter_nms, int) or self.spotter_nms < 0:
             raise ValueError(f"{where}: key 'spotter_nms' must be a window in frames >= 0, got {self.spotter_nms!r}")
         for name in ("random_burst_same_class", "random_burst_same_player", "dup_at_player_event"):
@@ -284,13 +331,15 @@ class CorruptionParams:
         if min(self.random_burst_gap_hist.get("offsets", [-1]) or [-1]) < 0:
             raise ValueError(f"{where}: key 'random_burst_gap_hist' needs non-negative 'offsets'")
         anchored = ("ghost_anchor_hist",) if self.ghost_anchor_hist is not None else ()
-        for name in ("jitter_hist", "ghost_offset_hist", "dup_offset_hist", "random_burst_gap_hist", *anchored):
-            hist = getattr(self, name)
+        hists = {name: getattr(self, name) for name in ("jitter_hist", "ghost_offset_hist", "dup_offset_hist",
+                                                        "random_burst_gap_hist", *anchored)}
+        hists.update({f"jitter_hist_per_class[{c}]": h for c, h in (per_class or {}).items()})
+        for name, hist in hists.items():
             if len(hist.get("offsets", [])) != len(hist.get("probs", [])) or not hist["offsets"]:
                 raise ValueError(f"{where}: key {name!r} needs equal-length non-empty 'offsets' and 'probs'")
             if min(hist["probs"]) < 0 or abs(sum(hist["probs"]) - 1) > 1e-6:
                 raise ValueError(f"{where}: key '{name}[probs]' must be probabilities (>= 0, summing to 1)")
-        for kind in SCORE_KINDS:
+        for kind in (*SCORE_KINDS, *(("carry",) if "carry" in self.score_quantiles else ())):
             table = self.score_quantiles.get(kind, {})
             if "all" not in table or any(len(q) != len(QUANTILE_LEVELS) for q in table.values()):
                 raise ValueError(f"{where}: key 'score_quantiles[{kind}]' needs 'all' and 21 quantiles per entry")
@@ -356,7 +405,8 @@ def _scored_order(predictions: Sequence, threshold: float) -> list[int]:
 
 
 def label_predictions(gt_events: Sequence, predictions: Sequence, *, delta: int = 12, threshold: float = 0.15,
-                      jitter_window: int = 50, ghost_window: int = 25, dup_window: int = 75) -> HalfLabels:
+                      jitter_window: int = 50, ghost_window: int = 25, dup_window: int = 75,
+                      carry: bool = False) -> HalfLabels:
     """Label each scored prediction of one half with its error kind (see the module docstring).
 
     The official matcher (:func:`fpspot.eval.metric.match_half`) decides the ``detected`` core; the
@@ -398,6 +448,7 @@ def label_predictions(gt_events: Sequence, predictions: Sequence, *, delta: int 
         ("wrong_team", delta, lambda p, e: e[1] != p[1] and e[3] == p[3]),
     )
     seen_by_group: dict[tuple, list[int]] = defaultdict(list)  # higher-scored predictions per player/class
+    possessions = player_possessions(gt_events) if carry else {}
     for i in order:
         p = predictions[i]
         group = tuple(p[1:4])
@@ -414,6 +465,8 @@ def label_predictions(gt_events: Sequence, predictions: Sequence, *, delta: int 
             if parents:
                 q = min(parents, key=lambda q: abs(predictions[q][0] - p[0]))
                 kinds[i], gt_index[i], offset[i] = "duplicate", q, int(p[0] - predictions[q][0])
+            elif carry and (j := possession_of(possessions, p)) >= 0:
+                kinds[i], gt_index[i], offset[i] = "carry", j, int(p[0] - gt_frames[j])
             elif gt_frames.size and np.abs(gt_frames - p[0]).min() <= ghost_window:
                 j = int(np.argmin(np.abs(gt_frames - p[0])))
                 kinds[i], gt_index[i], offset[i] = "ghost", j, int(p[0] - gt_frames[j])
@@ -422,6 +475,33 @@ def label_predictions(gt_events: Sequence, predictions: Sequence, *, delta: int 
         seen_by_group[group].append(i)
     return HalfLabels([predictions[i] for i in order], [kinds[i] for i in order], [gt_index[i] for i in order],
                       [offset[i] for i in order], outcome)
+
+
+def player_possessions(gt_events: Sequence) -> dict[tuple[int, int], list[tuple[int, int, int]]]:
+    """A half's possessions: for every two consecutive events (in frame order) by one player,
+    ``(team, shirt) -> [(first frame, last frame, index of the first event), ...]`` sorted by frame; the frames
+    strictly between them are that player's own time on the ball."""
+    order = sorted(range(len(gt_events)), key=lambda j: int(gt_events[j][0]))
+    out: dict[tuple[int, int], list[tuple[int, int, int]]] = defaultdict(list)
+    for a, b in zip(order, order[1:]):
+        ea, eb = gt_events[a], gt_events[b]
+        if (ea[1], ea[2]) == (eb[1], eb[2]) and int(eb[0]) - int(ea[0]) > 1:
+            out[(int(ea[1]), int(ea[2]))].append((int(ea[0]), int(eb[0]), a))
+    return dict(out)
+
+
+def possession_of(possessions: Mapping[tuple[int, int], list[tuple[int, int, int]]], prediction: Sequence) -> int:
+    """Index of the first event of the possession of ``prediction``'s player that strictly contains its frame
+    (-1 when none)."""
+    for first, last, j in possessions.get((int(prediction[1]), int(prediction[2])), ()):
+        if first < prediction[0] < last:
+            return j
+    return -1
+
+
+def possession_frames(gt_events: Sequence) -> int:
+    """Frames inside the half's possessions (:func:`player_possessions`), the exposure of carry false positives."""
+    return sum(last - first - 1 for runs in player_possessions(gt_events).values() for first, last, _ in runs)
 
 
 def _hist(values: Sequence[int], lo: int, hi: int, smooth: float = 0.0) -> dict[str, list]:
@@ -434,6 +514,30 @@ def _hist(values: Sequence[int], lo: int, hi: int, smooth: float = 0.0) -> dict[
     if counts.sum() == 0:
         counts[:] = 1
     return {"offsets": offsets, "probs": [float(x) for x in counts / counts.sum()]}
+
+
+def per_class_hists(class_values: Mapping[int, Sequence[int]], pooled: Sequence[int], window: int,
+                    pseudo_count: float) -> dict[str, dict[str, list]]:
+    """One ``-window..window`` histogram per class id 1..8 (keys ``"1"``..``"8"``): the class's counts plus
+    ``pseudo_count`` times the pooled histogram of ``pooled``, normalised (a class without values gets the
+    pooled histogram)."""
+    shared = np.asarray(_hist(pooled, -window, window)["probs"])
+    out = {}
+    for c in range(1, NUM_ACTIONS + 1):
+        own = np.asarray(_hist(class_values.get(c, []), -window, window)["probs"]) * len(class_values.get(c, []))
+        counts = own + pseudo_count * shared
+        out[str(c)] = {"offsets": list(range(-window, window + 1)), "probs": [float(x) for x in counts / counts.sum()]}
+    return out
+
+
+def shrunk_fractions(counts: np.ndarray, pseudo_count: float) -> list[float]:
+    """Per class the fraction ``counts[c, 0] / counts[c].sum()`` shrunk toward the pooled fraction over classes
+    1..8 with ``pseudo_count`` observations; counts: ``(9, 2)``, row 0 unused. Returns 9 entries (entry 0: 0.5)."""
+    counts = np.asarray(counts, dtype=np.float64)
+    total = counts[1:].sum(axis=0)
+    pooled = total[0] / total.sum() if total.sum() else 0.5
+    return [0.5] + [float((counts[c, 0] + pseudo_count * pooled) / (counts[c].sum() + pseudo_count))
+                    for c in range(1, NUM_ACTIONS + 1)]
 
 
 def parent_score_tilt(parent_scores: Sequence[float], dup_parent_scores: Sequence[float],
@@ -524,7 +628,8 @@ def fit_corruption(gt: PlayByPlay | Mapping | str, pred: PlayByPlay | Mapping | 
                    threshold: float = 0.15, jitter_window: int = 50, ghost_window: int = 25, dup_window: int = 75,
                    shrinkage: float = 10.0, min_score_samples: int = 5, score_shrinkage: float = 10.0,
                    calibrate_iters: int = 2, calibrate_seeds: int = 4, spotter_nms: int | str = 0,
-                   dup_tilt_bins: int = 0) -> CorruptionParams:
+                   dup_tilt_bins: int = 0, per_class_offsets: float | None = None,
+                   carry: bool = False) -> CorruptionParams:
     """Fit :class:`CorruptionParams` from predictions against the ground truth of the same halves.
 
     gt, pred: paths, loaded JSON objects or :class:`PlayByPlay`. Only halves present in both are used.
@@ -532,6 +637,12 @@ def fit_corruption(gt: PlayByPlay | Mapping | str, pred: PlayByPlay | Mapping | 
     spotter_nms: the NMS window applied to the corrupted output (0: none; ``"auto"``: measured on ``pred``
     by :func:`nms_window_of`); it is in place during the calibration. dup_tilt_bins: parent-score bins of
     ``dup_parent_tilt`` (0: no tilt and no ``dup_score_ratio``: the older capped duplicate scores).
+    per_class_offsets: pseudo-count (in predictions) with which each class's jitter histogram
+    (``jitter_hist_per_class``) and duplicate direction (``dup_after``) are shrunk toward the pooled ones; it
+    also sets ``dup_min_gap`` to the smallest duplicate-parent gap seen (``None``: neither key and no gap, every
+    class uses ``jitter_hist``, duplicates fall on either side alike and as close as a jitter puts them).
+    carry: label the false positives inside their own player's possession ``carry`` and fit
+    ``carry_rate_per_min`` and their scores (else they are ghosts and randoms, as in the packaged fit).
     """
     gt, pred = load_playbyplay(gt, "gt"), load_playbyplay(pred, "pred")
     keys = [k for k in gt.keys if k in set(pred.keys)]
@@ -544,11 +655,16 @@ def fit_corruption(gt: PlayByPlay | Mapping | str, pred: PlayByPlay | Mapping | 
     gt_per_class = np.zeros(C)
     ghost_per_class = np.zeros(C)
     random_per_class = np.zeros(C)
+    carry_per_class = np.zeros(C)
+    possession_minutes = 0.0
     dup_per_class = np.zeros(C)
     parent_per_class = np.zeros(C)
     jitters, dup_offsets, anchor_offsets, missed_ghost_offsets = [], [], [], []
+    class_jitters: dict[int, list[int]] = defaultdict(list)  # by the ground-truth event's class
+    dup_after = np.zeros((C, 2))  # per class: duplicates after / before their parent
     ghost_same_team = ghost_neighbour = 0
-    scores: dict[str, dict[int, list[float]]] = {k: defaultdict(list) for k in SCORE_KINDS}
+    score_kinds = (*SCORE_KINDS, "carry") if carry else SCORE_KINDS
+    scores: dict[str, dict[int, list[float]]] = {k: defaultdict(list) for k in (*SCORE_KINDS, "carry")}
     counts: Counter = Counter()
     minutes = 0.0
     randoms: list[list] = []
@@ -558,8 +674,9 @@ def fit_corruption(gt: PlayByPlay | Mapping | str, pred: PlayByPlay | Mapping | 
     for key in keys:
         events, preds = gt.events[key], pred.events[key]
         labels = label_predictions(events, preds, delta=delta, threshold=threshold, jitter_window=jitter_window,
-                                   ghost_window=ghost_window, dup_window=dup_window)
+                                   ghost_window=ghost_window, dup_window=dup_window, carry=carry)
         minutes += _free_minutes(events, ghost_window)
+        possession_minutes += possession_frames(events) / FPS / 60.0
         randoms.append([p for p, kind in zip(labels.predictions, labels.kinds) if kind == "random"])
         detection_frame = {j: p[0] for p, kind, j in zip(labels.predictions, labels.kinds, labels.gt_index)
                            if kind in DETECTION_KINDS}
@@ -576,6 +693,7 @@ def fit_corruption(gt: PlayByPlay | Mapping | str, pred: PlayByPlay | Mapping | 
                 dup_offsets.append(abs(off))
                 parent = preds[j]  # a duplicate's reference is its parent prediction
                 dup_at_event += int(on_other_action(events, p, parent, delta))
+                dup_after[cls, int(off < 0)] += 1
                 dup_parent_scores.append(float(parent[4]))
                 dup_ratios.append(float(p[4]) / max(float(parent[4]), 1e-9))
                 continue
@@ -583,6 +701,7 @@ def fit_corruption(gt: PlayByPlay | Mapping | str, pred: PlayByPlay | Mapping | 
             parent_scores.append(float(p[4]))
             if kind in DETECTION_KINDS:
                 jitters.append(off)
+                class_jitters[events[j][3]].append(off)
                 if kind == "wrong_class":
                     confusion[events[j][3], cls] += 1
             elif kind == "ghost":
@@ -596,6 +715,8 @@ def fit_corruption(gt: PlayByPlay | Mapping | str, pred: PlayByPlay | Mapping | 
                 ghost_same_team += int(p[1] == e[1])
                 ghost_neighbour += int(any(abs(x[0] - p[0]) <= NEIGHBOUR_FRAMES and x[1] == p[1] and x[2] == p[2]
                                            for x in events))
+            elif kind == "carry":
+                carry_per_class[cls] += 1
             else:
                 random_per_class[cls] += 1
     counts["num_gt"] = int(gt_per_class.sum())
@@ -623,9 +744,9 @@ def fit_corruption(gt: PlayByPlay | Mapping | str, pred: PlayByPlay | Mapping | 
             out.append([float(x) for x in row / row.sum()])
         return out
 
-    pooled = {k: [s for v in scores[k].values() for s in v] for k in SCORE_KINDS}
+    pooled = {k: [s for v in scores[k].values() for s in v] for k in score_kinds}
     score_quantiles: dict[str, dict[str, list[float]]] = {}
-    for kind in SCORE_KINDS:
+    for kind in score_kinds:
         all_scores = pooled[kind] or [s for v in pooled.values() for s in v] or [threshold]
         table = {"all": _quantiles(all_scores)}
         for c in range(1, C):
@@ -653,6 +774,12 @@ def fit_corruption(gt: PlayByPlay | Mapping | str, pred: PlayByPlay | Mapping | 
         dup_offset_hist=_hist(dup_offsets, 1, dup_window),
         dup_parent_tilt=parent_score_tilt(parent_scores, dup_parent_scores, dup_tilt_bins),
         dup_score_ratio=_quantiles(np.clip(dup_ratios, 0.0, 1.0)) if dup_tilt_bins > 0 and dup_ratios else None,
+        jitter_hist_per_class=None if per_class_offsets is None else per_class_hists(
+            class_jitters, jitters, jitter_window, per_class_offsets),
+        dup_after=None if per_class_offsets is None else shrunk_fractions(dup_after, per_class_offsets),
+        dup_min_gap=0 if per_class_offsets is None or not dup_offsets else int(min(dup_offsets)),
+        carry_rate_per_min=[0.0] + [float(carry_per_class[c] / max(possession_minutes, 1e-9)) for c in range(1, C)]
+        if carry else None,
         score_quantiles=score_quantiles,
         match_window=delta,
         jitter_window=jitter_window,
@@ -661,12 +788,15 @@ def fit_corruption(gt: PlayByPlay | Mapping | str, pred: PlayByPlay | Mapping | 
         **random_bursts(randoms, ghost_window),
         source={"gt": gt.source, "pred": pred.source, "keys": keys, "num_gt": counts["num_gt"],
                 "num_pred": int(sum(counts[k] for k in PREDICTION_KINDS)), "free_minutes": minutes,
-                "counts": {k: int(counts[k]) for k in PREDICTION_KINDS}, "delta": delta, "threshold": threshold,
+                **({"possession_minutes": possession_minutes} if carry else {}),
+                "counts": {k: int(counts[k]) for k in PREDICTION_KINDS if carry or k != "carry"},
+                "delta": delta, "threshold": threshold,
                 "shrinkage": shrinkage, "min_score_samples": min_score_samples,
-                "score_shrinkage": score_shrinkage,
+                "score_shrinkage": score_shrinkage, "per_class_offsets": per_class_offsets,
                 "per_class": {"outcome": outcome_counts.sum(axis=1).astype(int).tolist(),
                               "ghost": ghost_per_class.astype(int).tolist(),
                               "random": random_per_class.astype(int).tolist(),
+                              **({"carry": carry_per_class.astype(int).tolist()} if carry else {}),
                               "duplicate": dup_per_class.astype(int).tolist()}},
     )
     # the generator keeps the player (a), keeps the class (b) or draws both afresh (1 - a - b), and a fresh draw
@@ -717,7 +847,8 @@ def calibrate_corruption(params: CorruptionParams, gt: PlayByPlay, *, iters: int
         fits = [fit_corruption(gt, corrupt_playbyplay(gt, params, seed=10_000 * (it + 1) + s),
                                calibrate_iters=0, delta=params.match_window, threshold=params.source["threshold"],
                                jitter_window=params.jitter_window, ghost_window=params.ghost_window,
-                               dup_window=params.dup_window).source for s in range(seeds)]
+                               dup_window=params.dup_window,
+                               carry=params.carry_rate_per_min is not None).source for s in range(seeds)]
         sims = [fit["per_class"] for fit in fits]
         mean = {name: np.mean([np.asarray(sim[name], dtype=np.float64) for sim in sims], axis=0) for name in target}
         tgt = {name: np.asarray(target[name], dtype=np.float64) for name in target}
@@ -733,6 +864,12 @@ def calibrate_corruption(params: CorruptionParams, gt: PlayByPlay, *, iters: int
                 if probs.sum() > 0.999:
                     probs *= 0.999 / probs.sum()
                 params.outcome[str(c)][b] = [float(x) for x in probs] + [float(1.0 - probs.sum())]
+        if params.carry_rate_per_min is not None:  # generated carries turn into duplicates, ghosts into carries
+            carry_rates = params.carry_rate_per_min
+            params.carry_rate_per_min = [0.0] + [carry_rates[c] * ratio(tgt["carry"][c], mean["carry"][c])
+                                                 for c in range(1, NUM_ACTIONS + 1)]
+            params.dup_rate = [0.0] + [params.dup_rate[c] * ratio(tgt["duplicate"][c], mean["duplicate"][c])
+                                       for c in range(1, NUM_ACTIONS + 1)]
         if "dup_at_player_event_observed" in params.source:
             simulated = float(np.mean([fit["dup_at_player_event_observed"] for fit in fits]))
             params.dup_at_player_event = float(np.clip(
@@ -776,12 +913,10 @@ class _Sampler:
 
     def __init__(self, params: CorruptionParams, rng: np.random.Generator):
         self.params, self.rng = params, rng
-        hist = params.jitter_hist
-        jitter = np.asarray(hist["offsets"]), np.asarray(hist["probs"])
-        inner = np.abs(jitter[0]) <= params.match_window
-        probs = jitter[1] * inner
-        self.jitter = self._hist(*jitter)
-        self.jitter_inner = self._hist(jitter[0], probs / probs.sum() if probs.sum() else inner / inner.sum())
+        self.jitter, self.jitter_inner = self._jitters(params.jitter_hist, params.match_window)
+        self.class_jitter = {int(c): self._jitters(h, params.match_window)
+                             for c, h in (params.jitter_hist_per_class or {}).items()}
+        self.dup_after = params.dup_after
         self.ghost = self._hist(params.ghost_offset_hist["offsets"], params.ghost_offset_hist["probs"])
         self.dup = self._hist(params.dup_offset_hist["offsets"], params.dup_offset_hist["probs"])
         anchor = params.ghost_anchor_hist
@@ -795,6 +930,27 @@ class _Sampler:
     def _hist(offsets, probs) -> tuple[list[int], list[float]]:
         return np.asarray(offsets, dtype=np.int64).tolist(), cumulative(probs)
 
+    @classmethod
+    def _jitters(cls, hist: Mapping[str, list], match_window: int) -> tuple[tuple, tuple]:
+        """The full histogram and its restriction to ``+-match_window`` (uniform there if it has no mass)."""
+        offsets, probs = np.asarray(hist["offsets"]), np.asarray(hist["probs"])
+        inner = np.abs(offsets) <= match_window
+        kept = probs * inner
+        return cls._hist(offsets, probs), cls._hist(offsets, kept / kept.sum() if kept.sum() else inner / inner.sum())
+
+    def jitter_of(self, cls: int, inner: bool = False) -> tuple[list[int], list[float]]:
+        """Jitter histogram of ground-truth class ``cls`` (the pooled one without ``jitter_hist_per_class``);
+        ``inner``: restricted to ``+-match_window`` (the wrong outcomes)."""
+        pair = self.class_jitter.get(cls)
+        if pair is None:
+            return self.jitter_inner if inner else self.jitter
+        return pair[1] if inner else pair[0]
+
+    def dup_sign(self, cls: int) -> int:
+        """+1 (after the parent) with probability ``dup_after[cls]`` (0.5 without it), else -1."""
+        after = 0.5 if self.dup_after is None else self.dup_after[cls]
+        return 1 if self.rng.random() < after else -1
+
     def offset(self, hist: tuple[list[int], list[float]]) -> int:
         return hist[0][bisect.bisect_right(hist[1], self.rng.random())]
 
@@ -803,7 +959,7 @@ class _Sampler:
         with ``dup_score_ratio`` (``upper`` = its parent's score) gets the parent's score times a drawn ratio."""
         if kind == "duplicate" and self.params.dup_score_ratio is not None:
             return float(upper * np.interp(self.rng.random(), QUANTILE_LEVELS, self.params.dup_score_ratio))
-        table = self.quantiles[kind]
+        table = self.quantiles.get(kind) or self.quantiles["ghost"]  # files without carry scores
         q = table.get(str(cls), table["all"])
         value = float(np.interp(self.rng.random(), QUANTILE_LEVELS, q))
         return float(min(value, upper))
@@ -922,6 +1078,28 @@ def _random_bursts(params: CorruptionParams, s: _Sampler, rng: np.random.Generat
             emit(frame, team, shirt, cls, "random", "random")
 
 
+def _carries(params: CorruptionParams, rng: np.random.Generator, events: Sequence[GTEvent], fp_scale: float,
+             emit, emitted: Sequence[Prediction]) -> None:
+    """False positives inside a player's own possession (:func:`player_possessions`), on that player: per class
+    ``Poisson(carry_rate_per_min[c] * fp_scale * possession minutes)``, each on a frame drawn uniformly from
+    the frames strictly inside the possessions; one that falls nearer than ``dup_min_gap`` to an ``emitted``
+    prediction of the same player and class is dropped (the spotter's NMS would have; carries are not checked
+    against each other)."""
+    runs = [(key, first, last) for key, spans in player_possessions(events).items() for first, last, _ in spans]
+    lengths = np.asarray([last - first - 1 for _, first, last in runs], dtype=np.float64)
+    if not runs or lengths.sum() <= 0:
+        return
+    probs = lengths / lengths.sum()
+    minutes = lengths.sum() / FPS / 60.0
+    for cls in range(1, NUM_ACTIONS + 1):
+        for _ in range(rng.poisson(params.carry_rate_per_min[cls] * fp_scale * minutes)):
+            (team, shirt), first, last = runs[draw_index(rng, probs)]
+            frame = int(rng.integers(first + 1, last))
+            if not any(abs(p.frame - frame) < params.dup_min_gap and (p.team, p.shirt, p.cls) == (team, shirt, cls)
+                       for p in emitted):
+                emit(frame, team, shirt, cls, "carry", "carry")
+
+
 def corrupt_half(gt_events: Sequence, params: CorruptionParams, rng: np.random.Generator, *,
                  players: Mapping[int, Sequence[tuple[int, int]]] | None = None,
                  span: tuple[int, int] | None = None, return_kinds: bool = False, return_sources: bool = False,
@@ -968,16 +1146,19 @@ def corrupt_half(gt_events: Sequence, params: CorruptionParams, rng: np.random.G
         probs = scaled_outcome(params.outcome[str(e.cls)][bucket_of(e)], miss_scale)
         outcome = OUTCOMES[draw_index(rng, probs)]
         if outcome == "detected":
-            emit(e.frame + s.offset(s.jitter), e.team, e.shirt, e.cls, "detected", "detected", src)
+            emit(e.frame + s.offset(s.jitter_of(e.cls)), e.team, e.shirt, e.cls, "detected", "detected", src)
         elif outcome == "wrong_jersey":
-            emit(e.frame + s.offset(s.jitter_inner), e.team, _draw_player(rng, active, e.team, e.shirt), e.cls,
+            emit(e.frame + s.offset(s.jitter_of(e.cls, inner=True)), e.team,
+                 _draw_player(rng, active, e.team, e.shirt), e.cls,
                  "wrong_jersey", "wrong", src)
         elif outcome == "wrong_team":
-            emit(e.frame + s.offset(s.jitter_inner), 1 - e.team, _draw_player(rng, active, 1 - e.team), e.cls,
+            emit(e.frame + s.offset(s.jitter_of(e.cls, inner=True)), 1 - e.team,
+                 _draw_player(rng, active, 1 - e.team), e.cls,
                  "wrong_team", "wrong", src)
         elif outcome == "wrong_class":
             cls = draw_index(rng, params.class_confusion[e.cls])
-            emit(e.frame + s.offset(s.jitter_inner), e.team, e.shirt, cls, "wrong_class", "wrong", src)
+            emit(e.frame + s.offset(s.jitter_of(e.cls, inner=True)), e.team, e.shirt, cls, "wrong_class", "wrong",
+                 src)
         if len(out) > emitted:
             detection_frame[position] = out[-1][0].frame
     for position, e in enumerate(events):
@@ -1009,6 +1190,8 @@ def corrupt_half(gt_events: Sequence, params: CorruptionParams, rng: np.random.G
                 for _ in range(rng.poisson(params.random_rate_per_min[cls] * fp_scale * minutes)):
                     team = int(rng.integers(2))
                     emit(int(rng.choice(free)), team, _draw_player(rng, active, team), cls, "random", "random")
+    if params.carry_rate_per_min is not None:
+        _carries(params, rng, events, fp_scale, emit, [p for p, _, _ in out])
     player_events: dict[tuple[int, int], list] = defaultdict(list)  # (team, shirt) -> (frame, class) rows
     for e in events if params.dup_at_player_event > 0 else ():
         player_events[(e.team, e.shirt)].append((e.frame, e.cls))
@@ -1019,13 +1202,19 @@ def corrupt_half(gt_events: Sequence, params: CorruptionParams, rng: np.random.G
             if params.dup_at_player_event > 0 and rng.random() < params.dup_at_player_event:
                 own = player_events.get((pred.team, pred.shirt), np.zeros((0, 2), dtype=np.int64))
                 gap = np.abs(own[:, 0] - pred.frame)
-                near = own[(gap > params.match_window) & (gap <= params.dup_window) & (own[:, 1] != pred.cls), 0]
+                near = own[(gap > max(params.match_window, params.dup_min_gap - 1)) & (gap <= params.dup_window)
+                           & (own[:, 1] != pred.cls), 0]
+                if near.size and params.dup_after is not None:  # on the drawn side of the parent when it has one
+                    side = near[(near > pred.frame) == (s.dup_sign(pred.cls) > 0)]
+                    near = side if side.size else near
                 if near.size:  # the player's other action (of another class), in the parent's class
-                    emit(int(rng.choice(near)) + s.offset(s.jitter_inner), pred.team, pred.shirt, pred.cls,
-                         "duplicate", "duplicate", src, upper=pred.score)
+                    frame = int(rng.choice(near)) + s.offset(s.jitter_inner)
+                    if abs(frame - pred.frame) < params.dup_min_gap:  # the jitter never brings it nearer
+                        frame = pred.frame + int(np.sign(frame - pred.frame) or 1) * params.dup_min_gap
+                    emit(frame, pred.team, pred.shirt, pred.cls, "duplicate", "duplicate", src, upper=pred.score)
                     continue
-            sign = 1 if rng.random() < 0.5 else -1
-            emit(pred.frame + sign * s.offset(s.dup), pred.team, pred.shirt, pred.cls, "duplicate", "duplicate",
+            sign = s.dup_sign(pred.cls)  # drawn before the gap
+            emit(pred.frame + sign * max(s.offset(s.dup), params.dup_min_gap), pred.team, pred.shirt, pred.cls, "duplicate", "duplicate",
                  src, upper=pred.score)
     if params.spotter_nms > 0:  # the spotter's own NMS (no random draw)
         out = [out[i] for i in nms_keep([p for p, _, _ in out], params.spotter_nms)]
