@@ -1214,8 +1214,8 @@ def corrupt_half(gt_events: Sequence, params: CorruptionParams, rng: np.random.G
                     emit(frame, pred.team, pred.shirt, pred.cls, "duplicate", "duplicate", src, upper=pred.score)
                     continue
             sign = s.dup_sign(pred.cls)  # drawn before the gap
-            emit(pred.frame + sign * max(s.offset(s.dup), params.dup_min_gap), pred.team, pred.shirt, pred.cls, "duplicate", "duplicate",
-                 src, upper=pred.score)
+            emit(pred.frame + sign * max(s.offset(s.dup), params.dup_min_gap), pred.team, pred.shirt, pred.cls,
+                 "duplicate", "duplicate", src, upper=pred.score)
     if params.spotter_nms > 0:  # the spotter's own NMS (no random draw)
         out = [out[i] for i in nms_keep([p for p, _, _ in out], params.spotter_nms)]
     out.sort(key=lambda item: (item[0].frame, -item[0].score))
