@@ -3,6 +3,10 @@
     python recipes/fit_corruption.py                                   # the packaged TAAD fit
     python recipes/fit_corruption.py --gt GT.json --pred PRED.json --out params.json --check-seeds 5
 
+The packaged fit has per-class offsets (pseudo-count 30) and carry false positives, calibrated in 3 rounds (the
+defaults); ``--per-class-offsets none --no-carry --calibrate-iters 2`` gives back the previous packaged fit, on
+which the event DST release before it was trained.
+
 With ``--check-seeds N`` it also corrupts the ground truth N times with the fitted parameters and prints
 the official micro / macro F1 of the corrupted files next to those of the real predictions;
 ``--strengths 0.15,0.5`` adds the figures of the same ground truth corrupted at those noise strengths
@@ -10,7 +14,7 @@ the official micro / macro F1 of the corrupted files next to those of the real p
 ``--structure`` compares how the false positives are laid out in the real file and in the corrupted ground
 truth (random bursts, ghosts next to their event's prediction, duplicates on another action of their player,
 predictions of one player and class closer than a spotter's NMS window, the scores of duplicates and of their
-parents);
+parents, false positives inside their player's possession);
 ``--model DIR`` adds, per error kind, the mean keep probability an event DST gives them (how hard they are).
 
     python recipes/fit_corruption.py --out /tmp/params.json --check-seeds 0 --structure --model recipes/pretrained/event_dst
@@ -40,16 +44,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gt", type=Path, default=FOOTPASS / "playbyplay_val_g18_g24.json")
     parser.add_argument("--pred", type=Path, default=FOOTPASS / "playbyplay_TAAD_val_g18_g24.json")
     parser.add_argument("--out", type=Path, default=REPO / "fpspot" / "data" / "corruption_taad.json")
-    parser.add_argument("--calibrate-iters", type=int, default=2)
+    parser.add_argument("--calibrate-iters", type=int, default=3)
     parser.add_argument("--dup-tilt-bins", type=int, default=0,
                         help="duplicates hung on parents by score (this many parent-score bins) and scored as a fitted "
                              "ratio of their parent's score (0: the packaged fit's capped draws; see BENCHMARKS.md)")
-    parser.add_argument("--per-class-offsets", type=float, default=None, metavar="PSEUDO_COUNT",
+    parser.add_argument("--per-class-offsets", type=lambda v: None if v == "none" else float(v), default=30.0,
+                        metavar="PSEUDO_COUNT",
                         help="per-class jitter histograms and duplicate directions, shrunk toward the pooled "
-                             "ones with this pseudo-count (default: pooled; see BENCHMARKS.md)")
-    parser.add_argument("--carry", action="store_true",
+                             "ones with this pseudo-count (default 30, the packaged fit; 'none': pooled)")
+    parser.add_argument("--carry", action=argparse.BooleanOptionalAction, default=True,
                         help="false positives on a player inside his own possession (between two of his "
-                             "consecutive events) as a kind of their own, with their own rate and scores")
+                             "consecutive events) as a kind of their own, with their own rate and scores "
+                             "(default: on, the packaged fit)")
     parser.add_argument("--spotter-nms", default="0",
                         help="NMS window (frames) the spotter applies to its own output, put into the corruption: "
                              "0 = none (the packaged fit), 'auto' = measured on --pred (TAAD: 25), or a number")

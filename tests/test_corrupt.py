@@ -274,14 +274,16 @@ def _tail_and_after(gt: PlayByPlay, pred: PlayByPlay) -> dict[int, tuple[float, 
 
 
 def test_per_class_offsets_follow_taad(footpass_dir, params, synth):
-    """Fitted with ``per_class_offsets`` on the real TAAD file, drives are found late more often than passes
-    and repeated after their parent, passes before it; TAAD's NMS leaves no duplicate within 25 frames. A
-    corruption drawn from that fit shows the same per-class asymmetries when labelled again; the packaged fit
-    (pooled offsets) shows neither."""
+    """Fitted with ``per_class_offsets`` (as the packaged fit is) on the real TAAD file, drives are found late
+    more often than passes and repeated after their parent, passes before it; TAAD's NMS leaves no duplicate
+    within 25 frames. A corruption drawn from that fit shows the same per-class asymmetries when labelled again;
+    a fit with pooled offsets shows neither."""
     gt = read_playbyplay(footpass_dir / "playbyplay_val_g18_g24.json", "gt")
     taad = read_playbyplay(footpass_dir / "playbyplay_TAAD_val_g18_g24.json", "pred")
     fitted = fit_corruption(gt, taad, calibrate_iters=0, per_class_offsets=30)
-    assert params.jitter_hist_per_class is None and params.dup_after is None and params.dup_min_gap == 0
+    pooled_fit = fit_corruption(gt, taad, calibrate_iters=0)
+    assert pooled_fit.jitter_hist_per_class is None and pooled_fit.dup_after is None and pooled_fit.dup_min_gap == 0
+    assert params.source["per_class_offsets"] == 30 and params.dup_min_gap == 26
 
     def late(hist):
         offsets, probs = np.asarray(hist["offsets"]), np.asarray(hist["probs"])
@@ -291,7 +293,7 @@ def test_per_class_offsets_follow_taad(footpass_dir, params, synth):
     assert fitted.dup_after[1] > 0.65 and fitted.dup_after[2] < 0.45 and fitted.dup_min_gap == 26
     real = _tail_and_after(gt, taad)
     per_class = _tail_and_after(gt, corrupt_playbyplay(gt, fitted, seed=3))
-    pooled = _tail_and_after(gt, corrupt_playbyplay(gt, params, seed=3))
+    pooled = _tail_and_after(gt, corrupt_playbyplay(gt, pooled_fit, seed=3))
     assert per_class[1][0] > 1.5 * per_class[2][0] and real[1][0] > 1.5 * real[2][0]
     assert pooled[1][0] < 1.5 * pooled[2][0]
     assert per_class[1][1] > pooled[1][1] and per_class[1][1] == pytest.approx(real[1][1], abs=0.05)
@@ -310,7 +312,7 @@ def test_duplicates_keep_the_minimum_gap(params, synth):
     """With ``dup_min_gap`` no duplicate -- offset or on its player's other action -- lands nearer its parent
     than the gap; without it the jitter of on-action duplicates puts some closer."""
     base = dataclasses.replace(params, ghost_rate=[0.0] * 9, random_rate_per_min=[0.0] * 9, dup_rate=[0.0] + [0.5] * 8,
-                               dup_at_player_event=0.8)
+                               dup_at_player_event=0.8, dup_min_gap=0, carry_rate_per_min=None)
 
     def near_share(p: CorruptionParams) -> float:
         near = []
@@ -346,20 +348,24 @@ def _carries_per_class(gt: PlayByPlay, pred: PlayByPlay) -> np.ndarray:
     return counts
 
 
+@pytest.mark.slow
 def test_carry_false_positives_follow_taad(footpass_dir, params, synth):
     """TAAD fires on a player inside his own possession (mostly drives, between his reception and his next
-    touch). Fitted with ``carry``, the corruption reproduces those false positives -- labelled again they come out
-    near the real counts -- where the packaged fit (ghosts and randoms only) makes a fraction of them. Generated
+    touch). Fitted with ``carry`` (as the packaged fit is), the corruption reproduces those false positives --
+    labelled again they come out near the real counts -- where a fit without (ghosts and randoms only) makes a
+    fraction of them. Generated
     carries lie strictly inside a possession of their player and never within ``dup_min_gap`` of a detection,
     ghost or random false positive of the same player and class."""
     gt = read_playbyplay(footpass_dir / "playbyplay_val_g18_g24.json", "gt")
     taad = read_playbyplay(footpass_dir / "playbyplay_TAAD_val_g18_g24.json", "pred")
     fitted = fit_corruption(gt, taad, calibrate_iters=2, per_class_offsets=30, carry=True)
-    assert params.carry_rate_per_min is None and "carry" not in params.score_quantiles
+    plain = fit_corruption(gt, taad, calibrate_iters=0)
+    assert plain.carry_rate_per_min is None and "carry" not in plain.score_quantiles
+    assert params.carry_rate_per_min is not None and "carry" in params.score_quantiles
     assert int(np.argmax(fitted.carry_rate_per_min)) == 1  # drives
     real = _carries_per_class(gt, taad)
     corrupted = np.mean([_carries_per_class(gt, corrupt_playbyplay(gt, fitted, seed=s)) for s in (1, 2)], axis=0)
-    pooled = _carries_per_class(gt, corrupt_playbyplay(gt, params, seed=1))
+    pooled = _carries_per_class(gt, corrupt_playbyplay(gt, plain, seed=1))
     assert real[1] > 100 and abs(corrupted[1] - real[1]) < 0.2 * real[1] and pooled[1] < 0.5 * real[1]
     key = synth.keys[0]
     preds, kinds = corrupt_half(synth.events[key], fitted, half_seed(3, key), return_kinds=True)
@@ -488,7 +494,7 @@ def test_bad_params_name_the_key(params, tmp_path):
 
 
 def test_sources_point_at_the_events_they_come_from(params, synth):
-    """Every detection / wrong outcome / duplicate names the event it was made from; ghosts and random false
+    """Every detection / wrong outcome / duplicate names the event it was made from; ghosts, random and carry false
     positives name none. Detections keep the event's team, jersey and class; duplicates those of a parent."""
     key = synth.keys[0]
     events = list(reversed(synth.events[key]))  # sources index the input order, whatever it is
@@ -496,11 +502,11 @@ def test_sources_point_at_the_events_they_come_from(params, synth):
     plain = corrupt_half(events, params, half_seed(2, key))
     assert plain == preds  # asking for provenance does not change the draws
     for p, kind, src in zip(preds, kinds, sources):
-        if kind in ("ghost", "random"):
+        if kind in ("ghost", "random", "carry"):
             assert src == -1
             continue
         if src < 0:
-            assert kind == "duplicate"  # a duplicate of a ghost or random false positive
+            assert kind == "duplicate"  # a duplicate of a ghost, random or carry false positive
             continue
         e = events[src]
         if kind == "detected":

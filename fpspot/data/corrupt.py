@@ -63,19 +63,19 @@ duplicates' score / parent score). Without them (``null``, the packaged fit and 
 and duplicate scores come from ``score_quantiles["duplicate"]`` capped at the parent's score, which puts a
 quarter of the duplicates exactly at their parent's score (never in the real file) and more of them on
 low-scored parents than TAAD does.
-Optionally (``fit_corruption(..., carry=True)``, ``fit_corruption.py --carry``), before the duplicates, per
+With carries (``fit_corruption(..., carry=True)``; in the packaged fit), before the duplicates, per
 class ``Poisson(carry_rate_per_min[c] * possession minutes)`` carries are put on uniformly drawn frames inside
 the half's possessions, on the possession's player, scored from ``score_quantiles["carry"]``; one nearer than
 ``dup_min_gap`` to a detection, ghost or random of the same player and class is dropped. Their rate and the
 duplicate rates are then calibrated by simulation, since generated carries next to their player's detection are
 labelled duplicates.
-Optionally (``fit_corruption(..., per_class_offsets=30)``, ``fit_corruption.py --per-class-offsets 30``), the
-offsets are per class: ``jitter_hist_per_class`` gives each ground-truth class its own jitter histogram (its
+With per-class offsets (``fit_corruption(..., per_class_offsets=30)``; in the packaged fit) the offsets are per
+class: ``jitter_hist_per_class`` gives each ground-truth class its own jitter histogram (its
 counts plus 30 pooled pseudo-counts; the wrong outcomes use its ``+-match_window`` part), ``dup_after[c]`` is the
 probability that a duplicate of class ``c`` lies after its parent (an on-action duplicate then takes an action on
 that side when there is one), and ``dup_min_gap`` keeps every duplicate at least that far from its parent
 (the smallest real gap, 26 frames for TAAD, whose NMS covers 25). Without them (``null`` / 0) every class
-shares ``jitter_hist`` and duplicates fall on either side alike.
+shares ``jitter_hist`` and duplicates fall on either side alike (older files, and fits without the options).
 With ``spotter_nms`` > 0 (0 in the packaged fit and in older files) the output then goes through the spotter's
 own greedy NMS per (team, jersey, class) over that many frames (:func:`fpspot.post.events.nms_keep`; TAAD's is 25 frames, which
 ``fit_corruption(..., spotter_nms="auto")`` measures from the real file: :func:`nms_window_of`). It uses no
@@ -104,64 +104,69 @@ duplicates into detections.
 
 Fitted values (TAAD, games 18 and 24; regenerate with ``python recipes/fit_corruption.py``)
 ------------------------------------------------------------------------------------------
+The packaged fit has per-class offsets (pseudo-count 30) and carry false positives, calibrated in 3 rounds;
+``fit_corruption.py --per-class-offsets none --no-carry --calibrate-iters 2`` gives back the fit before it (on
+which the event DST release before the current one was trained; its figures are in BENCHMARKS.md).
 Labelled predictions: 2573 detected (2358 official TPs + 215 jitter tail), 65 wrong jersey, 209 wrong
-class, 104 wrong team, 807 duplicates, 2845 ghosts, 976 random; 3855 events over 199 minutes of play, of
-which 105 "free" minutes (farther than 25 frames from any event).
+class, 104 wrong team, 807 duplicates, 2690 ghosts, 840 random, 291 carries; 3855 events over 199 minutes of
+play, of which 105 "free" minutes (farther than 25 frames from any event) and 55 minutes of possession
+(between two consecutive events of one player).
 
 * ``outcome[c][b]`` (after calibration; detected / wrong jersey / wrong class / wrong team / missed):
-  box: drive .77/.01/.02/.01/.19, pass .78/.00/.07/.00/.14, cross .77/.01/.02/.01/.20,
-  throw-in .67/.01/.02/.01/.29, shot .68/.08/.03/.04/.16, header .68/.01/.01/.00/.29,
-  tackle .29/.00/.30/.04/.37, block .58/.06/.19/.05/.13; without a box detection collapses
-  (drive .17, pass .11, header .19 in live play; .16, .08, .37 in replays) -- TAAD almost never finds an
+  box: drive .72/.01/.02/.00/.25, pass .76/.00/.07/.00/.16, cross .81/.00/.01/.01/.17,
+  throw-in .70/.01/.01/.00/.27, shot .77/.03/.03/.03/.14, header .73/.01/.02/.00/.24,
+  tackle .48/.00/.24/.03/.25, block .46/.04/.27/.08/.15; without a box detection collapses
+  (drive .15, pass .11, header .20 in live play; .15, .08, .39 in replays) -- TAAD almost never finds an
   event whose actor has no box.
-* ``jitter_hist``: mean +0.4 frames, sd 8.3; 56 % within +-3 frames, 93 % within +-12 (the rest is the
-  official-FN tail out to +-50).
-  Per class (``per_class_offsets``) it differs: 14 % of TAAD's drive detections are more than 12 frames
-  off, mostly late (10th / 90th percentile -7 / +14 frames), against 4 % of its passes (-5 / +5); the pooled
-  histogram gives corrupted drives 9 % and passes 8 %. Duplicates lie after their parent for 75 % of drives and
-  31 % of passes (with the pooled offsets about 65-70 % and 50 % once labelled).
-* ``carry`` (not in the packaged fit; ``--carry``): 291 of the false positives lie inside their player's
-  possession -- 147 drives, 40 tackles, 32 passes, 30 crosses -- over 55 possession minutes (7.1 drives per
-  minute; 7.3 after calibration). Labelled the same way, the packaged fit's output has about one in seven of
-  them (about 45, 10 drives: its ghosts and randoms land on any player); the carry fit's 290-300 (about 155
-  drives).
+* ``jitter_hist`` (pooled): mean +0.4 frames, sd 8.3; 56 % within +-3 frames, 93 % within +-12 (the rest is
+  the official-FN tail out to +-50). Per class (``jitter_hist_per_class``) it differs: 14 % of TAAD's drive
+  detections are more than 12 frames off, mostly late (10th / 90th percentile -7 / +14 frames), against 4 % of
+  its passes (-5 / +5); pooled offsets gave corrupted drives 9 % and passes 8 %.
+* ``carry``: 291 of the false positives lie inside their player's possession -- 147 drives, 40 tackles, 32
+  passes, 30 crosses -- TAAD firing on the player who has the ball between his touches; ``carry_rate_per_min``
+  per possession minute (drive .. block) 9.37 1.24 .46 .01 .16 .07 .74 .28 after calibration (7.1 drives
+  before it: generated carries next to their player's detection are labelled duplicates). Labelled the same
+  way, a fit without carries makes about one in seven of them (about 45, 10 drives: its ghosts and randoms
+  land on any player); this one 290-300 (about 155 drives).
 * ``class_confusion``: wrong-class detections are mostly pass -> drive / cross / shot / header and
   drive -> header / cross (see the JSON).
-* ``ghost_rate`` per event (drive .. block): .45 .92 1.09 .29 1.39 1.46 .77 .63; ``ghost_same_team`` .42;
-  ``ghost_neighbour_player`` .27; ``ghost_anchor_hist`` (ghost - its event's prediction): median |offset| 5,
+* ``ghost_rate`` per event (drive .. block): .42 .87 1.00 .29 1.39 1.46 .77 .63; ``ghost_same_team`` .39;
+  ``ghost_neighbour_player`` .22; ``ghost_anchor_hist`` (ghost - its event's prediction): median |offset| 5,
   30 % within +-2 frames, 12 % on the same frame; ``ghost_offset_hist`` (ghosts of missed events, from the
   event) median |offset| 11.
-* ``random_rate_per_min`` per free minute (drive .. block): 4.47 1.44 .30 .43 .13 1.12 .84 .54. Bursts:
-  sizes 1 / 2 / 3 / 4+ with probability .65 / .23 / .08 / .05 (mean 1.59), median gap 3 frames; observed
-  repeats between consecutive members: player .26, class .46 (generative ``random_burst_same_player`` .32,
-  ``random_burst_same_class`` .43 after calibration).
-* ``dup_rate`` per emitted detection (drive .. block): .225 .065 .065 .183 .016 .019 .084 .024; duplicates
-  sit 26..75 frames from their parent (median 40: just outside TAAD's NMS window); 20 % of them lie within 12
-  frames of another action of their player (``dup_at_player_event`` .59 after calibration). Not in the packaged
-  fit (``dup_tilt_bins=5``, ``fit_corruption.py --dup-tilt-bins 5``): ``dup_parent_tilt`` by parent-score
-  quintile (edges .49 .58 .70 .84) .15 .44 1.17 1.69 1.55 -- TAAD repeats its confident predictions (parents'
-  median score .77, against .56 for their duplicates) -- and ``dup_score_ratio`` (duplicate / parent score)
-  median .78, IQR .67-.88, never 1. With them corrupted duplicates are as hard for the released model as real
-  ones (keep probability .29 vs .30, against .22), but a model trained on that fit was worse on the held-out
-  training halves (and on games 18/24), so the packaged fit leaves them out.
+* ``random_rate_per_min`` per free minute (drive .. block): 3.68 1.33 .27 .43 .10 1.07 .65 .47. Bursts:
+  sizes 1 / 2 / 3 / 4+ with probability .66 / .21 / .08 / .05, median gap 3 frames; observed repeats between
+  consecutive members: player .26, class .46 (generative ``random_burst_same_player`` .38,
+  ``random_burst_same_class`` .37 after calibration).
+* ``dup_rate`` per emitted prediction (drive .. block, after calibration): .169 .040 .048 .249 .006 .004 .085
+  .012; duplicates sit 26..75 frames from their parent (median 40: just outside TAAD's NMS window;
+  ``dup_min_gap`` 26 keeps them there), after it (``dup_after``) for .74 of drives and .37 of passes (real, as
+  labelled: 75 % and 31 %); 20 % of them lie within 12 frames of another action of their player
+  (``dup_at_player_event`` .85 after calibration). Not in the packaged fit (``dup_tilt_bins=5``,
+  ``fit_corruption.py --dup-tilt-bins 5``): ``dup_parent_tilt`` by parent-score quintile (edges .49 .58 .70
+  .84) .15 .44 1.17 1.69 1.55 -- TAAD repeats its confident predictions (parents' median score .77, against .56
+  for their duplicates) -- and ``dup_score_ratio`` (duplicate / parent score) median .78, IQR .67-.88, never 1.
+  With them corrupted duplicates are as hard for the released model as real ones (keep probability .29 vs .30,
+  against .22), but a model trained on that fit was worse on the held-out training halves (and on games 18/24),
+  so the packaged fit leaves them out.
 * ``score_quantiles`` medians (pooled): detected .79 (IQR .64-.91), wrong .59, duplicate .56, ghost .56,
-  random .58 -- true detections score higher, but the distributions overlap widely. Per class they differ:
-  blocks are detected at a median .66 (23 predictions; .70 after shrinkage) and their duplicates at .38
-  (.45), drives at .75, passes at .85.
+  random .56, carry .61 -- true detections score higher, but the distributions overlap widely. Per class they
+  differ: blocks are detected at a median .66 (23 predictions; .70 after shrinkage), drives at .75, passes at
+  .85.
 
 Sanity check (``python recipes/fit_corruption.py --check-seeds 10``): corrupting the real ground truth of
-games 18/24 and scoring it gives micro F1 0.424 +- 0.003 and macro F1 0.247 +- 0.006 over 10 seeds (real
-TAAD file: 0.4125 and 0.2498); per class, precision and recall are within 0.04 of the real file except
-throw-in (precision 0.21 vs 0.26, recall 0.40 vs 0.46; 69 events), tackle recall (0.25 vs 0.31; 13 events)
-and block recall (0.48 vs 0.39; 51 events).
+games 18/24 and scoring it gives micro F1 0.417 +- 0.005 and macro F1 0.253 +- 0.008 over 10 seeds (real
+TAAD file: 0.4125 and 0.2498; the fit before: 0.424 / 0.247); per class, precision and recall are within 0.03
+of the real file except pass precision (0.549 vs 0.524), throw-in (precision 0.21 vs 0.26, recall 0.41 vs
+0.46; 69 events), shot recall (0.66 vs 0.59; 41 events) and tackle recall (0.39 vs 0.31; 13 events).
 
 How hard the false positives are (an event DST's mean keep probability, corrupted vs real games 18/24;
 ``python recipes/fit_corruption.py --structure --model DIR``): without bursts, random false positives stood
 isolated (median 36 frames to the next prediction, real 8) and were easier to reject than real ones (.20 vs
 .25); with them, random .22 vs .25, ghosts .20 vs .21 and duplicates .24 vs .31 (10-epoch release), .23 vs .26,
 .20 vs .21 and .25 vs .33 (18-epoch release), .21 vs .25, .19 vs .21 and .23 vs .31 (21-epoch release), .21 vs
-.26, .19 vs .22 and .22 vs .30 (the current release, trained on the fit with shrunk per-class scores):
-duplicates stay easier. Per class, pooled scores had made corrupted blocks easy to accept (21-epoch release: keep
+.26, .19 vs .22 and .22 vs .30 (the release trained on the fit with shrunk per-class scores): duplicates stay
+easier. For the current release and fit see BENCHMARKS.md. Per class, pooled scores had made corrupted blocks easy to accept (21-epoch release: keep
 probability .37 for corrupted block detections, .20 for real ones); with the shrunk per-class scores, .20 vs .20.
 """
 
@@ -642,7 +647,8 @@ def fit_corruption(gt: PlayByPlay | Mapping | str, pred: PlayByPlay | Mapping | 
     also sets ``dup_min_gap`` to the smallest duplicate-parent gap seen (``None``: neither key and no gap, every
     class uses ``jitter_hist``, duplicates fall on either side alike and as close as a jitter puts them).
     carry: label the false positives inside their own player's possession ``carry`` and fit
-    ``carry_rate_per_min`` and their scores (else they are ghosts and randoms, as in the packaged fit).
+    ``carry_rate_per_min`` and their scores (else they are ghosts and randoms, as in the previous packaged
+    fit).
     """
     gt, pred = load_playbyplay(gt, "gt"), load_playbyplay(pred, "pred")
     keys = [k for k in gt.keys if k in set(pred.keys)]
@@ -1113,8 +1119,8 @@ def corrupt_half(gt_events: Sequence, params: CorruptionParams, rng: np.random.G
     the fitted model (the random draws are then those of the unscaled model). Returns a list of
     :class:`Prediction` sorted by frame; with ``return_kinds`` also the list of their generative kinds, with
     ``return_sources`` also, per prediction, the index into ``gt_events`` of the event it was made from
-    (detections, the three wrong outcomes and their duplicates; -1 for ghosts, random false positives and
-    their duplicates) -- in that order: ``preds[, kinds][, sources]``.
+    (detections, the three wrong outcomes and their duplicates; -1 for ghosts, random and carry false
+    positives and their duplicates) -- in that order: ``preds[, kinds][, sources]``.
     """
     s = _Sampler(params, rng)
     fp_scale, miss_scale = float(fp_scale), float(miss_scale)
