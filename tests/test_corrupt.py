@@ -353,9 +353,8 @@ def test_carry_false_positives_follow_taad(footpass_dir, params, synth):
     """TAAD fires on a player inside his own possession (mostly drives, between his reception and his next
     touch). Fitted with ``carry`` (as the packaged fit is), the corruption reproduces those false positives --
     labelled again they come out near the real counts -- where a fit without (ghosts and randoms only) makes a
-    fraction of them. Generated
-    carries lie strictly inside a possession of their player and never within ``dup_min_gap`` of a detection,
-    ghost or random false positive of the same player and class."""
+    fraction of them. Generated carries lie strictly inside a possession of their player and never within
+    ``dup_min_gap`` of a detection, ghost or random false positive of the same player and class."""
     gt = read_playbyplay(footpass_dir / "playbyplay_val_g18_g24.json", "gt")
     taad = read_playbyplay(footpass_dir / "playbyplay_TAAD_val_g18_g24.json", "pred")
     fitted = fit_corruption(gt, taad, calibrate_iters=2, per_class_offsets=30, carry=True)
@@ -374,7 +373,7 @@ def test_carry_false_positives_follow_taad(footpass_dir, params, synth):
     assert len(carries) > 20 and all(possession_of(runs, p) >= 0 for p in carries)
     before = [p for p, k in zip(preds, kinds) if k not in ("duplicate", "carry")]
     gaps = [abs(p.frame - q.frame) for p in carries for q in before if q[1:4] == p[1:4]]
-    assert min(gaps) >= fitted.dup_min_gap == 26
+    assert gaps and min(gaps) >= fitted.dup_min_gap == 26
     with pytest.raises(ValueError, match="'carry_rate_per_min' must be 9 non-negative rates"):
         CorruptionParams.from_json({**fitted.to_json(), "carry_rate_per_min": [1.0]})
 
