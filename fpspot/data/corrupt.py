@@ -166,8 +166,9 @@ isolated (median 36 frames to the next prediction, real 8) and were easier to re
 .25); with them, random .22 vs .25, ghosts .20 vs .21 and duplicates .24 vs .31 (10-epoch release), .23 vs .26,
 .20 vs .21 and .25 vs .33 (18-epoch release), .21 vs .25, .19 vs .21 and .23 vs .31 (21-epoch release), .21 vs
 .26, .19 vs .22 and .22 vs .30 (the release trained on the fit with shrunk per-class scores): duplicates stay
-easier. For the current release and fit see BENCHMARKS.md. Per class, pooled scores had made corrupted blocks easy to accept (21-epoch release: keep
-probability .37 for corrupted block detections, .20 for real ones); with the shrunk per-class scores, .20 vs .20.
+easier. For the current release and fit see BENCHMARKS.md. Per class, pooled scores had made corrupted blocks
+easy to accept (21-epoch release: keep probability .37 for corrupted block detections, .20 for real ones); with
+the shrunk per-class scores, .20 vs .20.
 """
 
 from __future__ import annotations
@@ -1092,17 +1093,17 @@ def _carries(params: CorruptionParams, rng: np.random.Generator, events: Sequenc
     prediction of the same player and class is dropped (the spotter's NMS would have; carries are not checked
     against each other)."""
     runs = [(key, first, last) for key, spans in player_possessions(events).items() for first, last, _ in spans]
-    lengths = np.asarray([last - first - 1 for _, first, last in runs], dtype=np.float64)
-    if not runs or lengths.sum() <= 0:
+    if not runs:
         return
+    lengths = np.asarray([last - first - 1 for _, first, last in runs], dtype=np.float64)  # each >= 1
     probs = lengths / lengths.sum()
     minutes = lengths.sum() / FPS / 60.0
+    taken = GroupIndex(emitted)
     for cls in range(1, NUM_ACTIONS + 1):
         for _ in range(rng.poisson(params.carry_rate_per_min[cls] * fp_scale * minutes)):
             (team, shirt), first, last = runs[draw_index(rng, probs)]
             frame = int(rng.integers(first + 1, last))
-            if not any(abs(p.frame - frame) < params.dup_min_gap and (p.team, p.shirt, p.cls) == (team, shirt, cls)
-                       for p in emitted):
+            if not taken.near((team, shirt, cls), frame, params.dup_min_gap - 1):  # none nearer than the gap
                 emit(frame, team, shirt, cls, "carry", "carry")
 
 
