@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fpspot.data.corrupt import (
-    BUCKETS, OUTCOMES, CorruptionParams, bucket_of, corrupt_half, corrupt_playbyplay, draw_index, fit_corruption,
+    BUCKETS, OUTCOMES, CorruptionParams, SamplerTables, bucket_of, corrupt_half, corrupt_playbyplay, draw_index, fit_corruption,
     half_seed, label_predictions, nms_window_of, parent_score_tilt, per_class_hists, player_possessions,
     possession_of, scaled_outcome, shrunk_fractions, strength_scales,
 )
@@ -81,6 +81,20 @@ def test_deterministic_and_seed_dependent(params, synth):
     # a half's output does not depend on the other halves
     one = corrupt_playbyplay(synth.subset(synth.keys[:1]), params, seed=3)
     assert one.events[synth.keys[0]] == a.events[synth.keys[0]]
+
+
+def test_prebuilt_tables_draw_what_per_call_tables_draw(params, synth):
+    """Windows are corrupted with tables built once per parameter set: the draws must be the per-call ones,
+    for every kind (the packaged fit has per-class offsets and carries) and at scaled strengths."""
+    tables = SamplerTables.of(params)
+    assert tables.class_jitter and tables.ghost_anchor is not None  # the per-class and anchored paths are used
+    for n, key in enumerate(synth.keys[:3]):
+        for fp_scale, miss_scale in ((1.0, 1.0), (0.2, 1.8), (2.5, 0.4)):
+            once = corrupt_half(synth.events[key], params, half_seed(n, key), return_kinds=True,
+                                fp_scale=fp_scale, miss_scale=miss_scale, tables=tables)
+            per_call = corrupt_half(synth.events[key], params, half_seed(n, key), return_kinds=True,
+                                    fp_scale=fp_scale, miss_scale=miss_scale)
+            assert once == per_call and len(set(once[1])) >= 6
 
 
 def test_output_is_a_valid_prediction_file(params, synth, tmp_path):

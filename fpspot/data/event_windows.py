@@ -46,7 +46,8 @@ input events of its central half ``[start + length / 4, start + 3 length / 4)`` 
 everything before, the last everything after), so every input event is decided once, with at least
 ``length / 4`` frames (7.5 s) of context on each side.
 
-Shards (:func:`write_window_shards`): WebDataset tars written with ``webdataset.TarWriter``, one sample per
+Shards (:func:`write_window_shards`): WebDataset tars written with :class:`fpspot.data.shards.ShardSetWriter`
+(plain ustar members with mtime 0: no pax headers to parse, the same bytes for the same windows), one sample per
 window with fields ``gt.npy`` int64 ``(K, 6)`` ``[rel frame, team, jersey, class, bbox, replay]`` (rel frame
 may be <= 0 or > length inside the margin), ``players.npy`` int64 ``(Q, 3)`` ``[team, jersey, events in the
 half]`` and ``meta.json`` ``{key, start_frame, length, margin}``; no pickles (``np.save(allow_pickle=False)``).
@@ -65,11 +66,11 @@ from pathlib import Path
 import numpy as np
 
 from fpspot.data.corrupt import (
-    DETECTION_KINDS, PREDICTION_KINDS, CorruptionParams, corrupt_half, half_seed, strength_scales,
+    DETECTION_KINDS, PREDICTION_KINDS, CorruptionParams, SamplerTables, corrupt_half, half_seed, strength_scales,
 )
 from fpspot.data.footpass import PlayByPlay, load_playbyplay
 from fpspot.schema import ACTION_CLASSES, NUM_ACTIONS
-from fpspot.utils.atomic import atomic_open, atomic_path
+from fpspot.utils.atomic import atomic_open
 
 SHARD_FORMAT = "fpspot-shards/1"
 SHARD_KIND = "event_dst"
@@ -122,11 +123,12 @@ def cut_windows(key: str, gt_events: Sequence, cfg: WindowConfig = WindowConfig(
 
 
 def corrupt_window(window: dict, params: CorruptionParams, rng: np.random.Generator,
-                   strength: float = 1.0) -> np.ndarray:
+                   strength: float = 1.0, tables: SamplerTables | None = None) -> np.ndarray:
     """Noisy input events of a clean window: float64 ``(N, 7)`` ``[rel frame 1..length, team, jersey, class,
     score, kind, source]`` sorted by frame, where ``kind`` indexes :data:`PREDICTION_KINDS` and ``source`` is
     the row of ``window["gt"]`` the event was made from (-1: none). The whole context (window + margins) is
-    corrupted with noise ``strength`` (:func:`strength_scales`), then cropped to the window."""
+    corrupted with noise ``strength`` (:func:`strength_scales`), then cropped to the window. ``tables``:
+    :meth:`SamplerTables.of` of ``params`` (pass them when corrupting many windows)."""
     meta = window["meta"]
     length, margin = int(meta["length"]), int(meta["margin"])
     shift = margin + 1  # context frames become >= 0 for the corruption model
@@ -137,7 +139,7 @@ def corrupt_window(window: dict, params: CorruptionParams, rng: np.random.Genera
     fp_scale, miss_scale = strength_scales(strength)
     preds, kinds, sources = corrupt_half(events, params, rng, players=players, span=(shift + 1, shift + length),
                                          return_kinds=True, return_sources=True, fp_scale=fp_scale,
-                                         miss_scale=miss_scale)
+                                         miss_scale=miss_scale, tables=tables)
     out = np.asarray([(p.frame - shift, p.team, p.shirt, p.cls, p.score, PREDICTION_KINDS.index(k), src)
                       for p, k, src in zip(preds, kinds, sources)], dtype=np.float64)
     out = out.reshape(-1, 7)
@@ -327,7 +329,7 @@ def write_window_shards(out_dir: str | Path, gt: PlayByPlay | str, cfg: WindowCo
                         shuffle_seed: int | None = None) -> dict:
     """Write clean windows of every half as ``{split}-NNNNNN.tar`` shards plus ``manifest.json``; returns it.
     ``shuffle_seed``: write the windows in a random order (else half by half, in time order)."""
-    import webdataset as wds
+    from fpspot.data.shards import ShardSetWriter
 
     gt = load_playbyplay(gt, "gt")
     keys = list(gt.keys if keys is None else keys)
@@ -340,15 +342,10 @@ def write_window_shards(out_dir: str | Path, gt: PlayByPlay | str, cfg: WindowCo
     if shuffle_seed is not None:
         order = np.random.default_rng(shuffle_seed).permutation(len(windows))
         windows = [windows[i] for i in order]
-    shards = []
-    for n, first in enumerate(range(0, len(windows), samples_per_shard)):
-        name = f"{split}-{n:06d}.tar"
-        chunk = windows[first:first + samples_per_shard]
-        with atomic_path(out_dir / name) as tmp:
-            with wds.TarWriter(str(tmp)) as sink:
-                for w in chunk:
-                    sink.write(encode_window(w))
-        shards.append({"name": name, "samples": len(chunk)})
+    with ShardSetWriter(out_dir, split, samples_per_shard) as sink:
+        for w in windows:
+            sink.write(encode_window(w))
+        shards = sink.close()
     all_counts = Counter(int(e[3]) for k in keys for e in gt.events[k])
     box_counts = Counter(int(e[3]) for k in keys for e in gt.events[k] if e[4])
     manifest = {
@@ -387,6 +384,7 @@ class WindowCorruptor:
     def __init__(self, params: CorruptionParams | None = None, seed: int = 0, epoch: int = 0, *,
                  strength: float | Sequence[float] = 1.0, augment: bool = False, max_players: int = MAX_PLAYERS):
         self.params = params or CorruptionParams.load()
+        self.tables = SamplerTables.of(self.params)
         self.seed, self.epoch = int(seed), int(epoch)
         self.strength = strength
         self.augment, self.max_players = bool(augment), int(max_players)
@@ -407,7 +405,7 @@ class WindowCorruptor:
     def __call__(self, window: dict) -> dict:
         rng = half_seed(self.seed, window["__key__"], self.epoch)
         strength = self.draw_strength(rng)
-        noisy = corrupt_window(window, self.params, rng, strength)
+        noisy = corrupt_window(window, self.params, rng, strength, self.tables)
         if self.augment and rng.random() < 0.5:
             window = {**window, "gt": window["gt"].copy()}
             window["gt"][:, 1] = 1 - window["gt"][:, 1]
