@@ -34,6 +34,7 @@ The run folder (``train.run_dir``) gets TensorBoard logs, checkpoints (exact res
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -71,7 +72,8 @@ class DataSection:
     checkpoint selection; ``strength``: ``[low, high, p_fitted]`` of the per-window noise strength (strength
     1 with probability ``p_fitted``, else log-uniform in ``[low, high]``); ``corruption``: a parameters file
     (empty: the packaged TAAD fit); ``shuffle``: sample shuffle buffer; ``num_workers``: DataLoader workers
-    per process; ``epoch_fraction``: train on this fraction of the windows per epoch (1: all).
+    per process (they corrupt, cut and collate the batches), each ``prefetch_batches`` batches ahead;
+    ``epoch_fraction``: train on this fraction of the windows per epoch (1: all).
 
     ``max_tokens``: 0 = batches of ``train.batch_size`` windows; > 0 = token-budget batches
     (:func:`fpspot.data.bucketing.token_budget_batches`): windows of similar length, sorted within pools of
@@ -90,6 +92,7 @@ class DataSection:
     augment: bool = True
     shuffle: int = 2000
     num_workers: int = 0
+    prefetch_batches: int = 2
     epoch_fraction: float = 1.0
     max_tokens: int = 0
     bucket_pool: int = 1024
@@ -166,6 +169,9 @@ class RecipeConfig:
             raise ConfigError(f"export.dst_thresholds: 'auto' or 'maximin', got {self.export.dst_thresholds!r}")
         if self.cpu_threads < 0:
             raise ConfigError(f"cpu_threads: 0 (automatic) or positive, got {self.cpu_threads}")
+        if self.data.num_workers < 0 or self.data.prefetch_batches < 1:
+            raise ConfigError(f"data.num_workers >= 0 and data.prefetch_batches >= 1 needed, got "
+                              f"{self.data.num_workers} and {self.data.prefetch_batches}")
 
 
 # ------------------------------------------------------------------------------------------------- data
@@ -183,7 +189,7 @@ def split_keys(gt, holdout_games: list[int]) -> tuple[list[str], list[str]]:
 
 def shard_fingerprint(cfg: DataSection, keys: list[str]) -> str:
     text = json.dumps({"gt": cfg.gt, "keys": keys, "window": cfg.window, "stride": cfg.stride, "margin": cfg.margin,
-                       "samples_per_shard": cfg.samples_per_shard}, sort_keys=True)
+                       "samples_per_shard": cfg.samples_per_shard, "tar": "ustar"}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -268,23 +274,23 @@ class WindowBatches:
     def _batches(self, epoch: int, restart: int):
         """One pass over this process's windows (``restart`` > 0: another shuffle of them, when a token-budget
         pass fell short of the epoch's batch count)."""
-        import random
-
         import torch
 
-        from fpspot.data.bucketing import token_budget_batches
         from fpspot.data.event_windows import collate_windows, window_dataset
 
         shuffle_seed = self.seed * 100_003 + epoch * 1009 + self.rank + restart * 7_919
         dataset = window_dataset(self.cfg.shard_dir, self.corruptor, shuffle=self.cfg.shuffle, shuffle_seed=shuffle_seed)
+        workers = self.cfg.num_workers
         if self.cfg.max_tokens <= 0:
             return iter(torch.utils.data.DataLoader(dataset, batch_size=self.batch_size, collate_fn=collate_windows,
-                                                    num_workers=self.cfg.num_workers, persistent_workers=False))
-        windows = torch.utils.data.DataLoader(dataset, batch_size=None, collate_fn=_as_is,
-                                              num_workers=self.cfg.num_workers, persistent_workers=False)
-        groups = token_budget_batches(windows, self.cfg.max_tokens, length=lambda w: len(w["in_cls"]),
-                                      pool=self.cfg.bucket_pool, rng=random.Random(shuffle_seed))
-        return map(collate_windows, groups)
+                                                    num_workers=workers, persistent_workers=False))
+        # batches are cut and collated where the windows are made (in the workers, if any), so a worker can
+        # run a whole pool ahead of training instead of handing over one window at a time
+        batches = dataset.compose(functools.partial(_budget_batches, max_tokens=self.cfg.max_tokens,
+                                                    pool=self.cfg.bucket_pool, seed=shuffle_seed))
+        return iter(torch.utils.data.DataLoader(batches.map(collate_windows), batch_size=None, collate_fn=_as_is,
+                                                num_workers=workers, persistent_workers=False,
+                                                prefetch_factor=self.cfg.prefetch_batches if workers else None))
 
 
 TOKEN_EPOCH_SAFETY = 0.97  # token-budget epochs stop a little short of the measured count (lengths are random)
@@ -293,6 +299,19 @@ ESTIMATE_EPOCH = 1_000_003  # corruption epoch of the windows that size a token-
 
 def _as_is(sample):
     return sample
+
+
+def _window_length(window: dict) -> int:
+    return len(window["in_cls"])
+
+
+def _budget_batches(windows, max_tokens: int, pool: int, seed: int):
+    """Token-budget groups of a stream of tokenized windows (a pipeline stage; module level so it pickles)."""
+    import random
+
+    from fpspot.data.bucketing import token_budget_batches
+
+    return token_budget_batches(windows, max_tokens, length=_window_length, pool=pool, rng=random.Random(seed))
 
 
 class _Epoch:

@@ -79,6 +79,28 @@ def test_recipe_epoch_of_token_budget_batches(gt, tmp_path):
             recipe.WindowBatches(data, manifest, corruptor, 32, 0, 1, 0)
 
 
+def test_recipe_worker_makes_the_same_token_budget_batches(gt, tmp_path):
+    """With ``data.num_workers: 1`` the worker corrupts, cuts and collates the batches (so it can work a whole
+    pool ahead): they are the batches the training process makes itself, in the same order."""
+    import torch
+
+    with recipe_module("event_dst", "event_dst_recipe_worker") as recipe:
+        manifest = write_window_shards(tmp_path, gt, keys=gt.keys[:2], samples_per_shard=60)
+        clean = [w for k in gt.keys[:2] for w in cut_windows(k, gt.events[k])]
+        epochs = []
+        for workers in (0, 1):
+            data = recipe.DataSection(shard_dir=str(tmp_path), max_tokens=240, bucket_pool=64, shuffle=100,
+                                      num_workers=workers, prefetch_batches=8)
+            corruptor = WindowCorruptor(CorruptionParams.load(), seed=0, strength=(0.05, 1.5, 0.5), augment=True)
+            epochs.append(list(recipe.WindowBatches(data, manifest, corruptor, 32, 0, 1, 0, estimate=clean)(2)))
+        assert len(epochs[0]) == len(epochs[1]) > 5
+        for main, worker in zip(*epochs):
+            assert main["meta"] == worker["meta"]
+            for name, value in main.items():
+                if isinstance(value, torch.Tensor):
+                    assert torch.equal(value, worker[name]), name
+
+
 def test_recipe_epoch_of_fixed_batches(gt, tmp_path):
     """``data.max_tokens: 0``: the fixed batches of the recipe before token-budget batches -- ``batch_size``
     windows each, ``samples // batch_size`` of them, in the order of the shuffled window dataset (same shuffle
