@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from fpspot.data.corrupt import (
-    BUCKETS, OUTCOMES, CorruptionParams, SamplerTables, bucket_of, corrupt_half, corrupt_playbyplay, draw_index, fit_corruption,
-    half_seed, label_predictions, nms_window_of, parent_score_tilt, per_class_hists, player_possessions,
-    possession_of, scaled_outcome, shrunk_fractions, strength_scales,
+    BUCKETS, OUTCOMES, CorruptionParams, SamplerTables, bucket_of, corrupt_half, corrupt_playbyplay, draw_index,
+    fit_corruption, half_seed, label_predictions, nms_window_of, parent_score_tilt, per_class_hists,
+    player_possessions, possession_of, scaled_outcome, shrunk_fractions, strength_scales,
 )
 from fpspot.data.footpass import PlayByPlay, read_playbyplay, write_playbyplay
 from fpspot.eval import evaluate

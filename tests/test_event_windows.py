@@ -90,8 +90,8 @@ def test_windows_round_trip_through_shards(gt, tmp_path, corruptor):
 
 
 def test_window_shards_are_plain_ustar_with_stable_bytes(gt, tmp_path):
-    """No pax headers to parse per member (they cost about a third of reading a window) and the same bytes
-    for the same windows."""
+    """No pax headers to parse per member (they cost about 30 % of reading a window) and the same bytes for
+    the same windows."""
     import tarfile
 
     for out in ("a", "b"):

@@ -379,7 +379,9 @@ class WindowCorruptor:
 
     strength: the noise strength (a number), or ``(low, high, p_fitted)``: with probability ``p_fitted``
     strength 1 (the fitted noise), else log-uniform in ``[low, high]``. augment: swap the team labels of half
-    the windows and draw random player identities (else identities ``0..P-1``)."""
+    the windows and draw random player identities (else identities ``0..P-1``). The sampling tables of
+    ``params`` are built once, here (:class:`~fpspot.data.corrupt.SamplerTables`): make a new corruptor for
+    other parameters."""
 
     def __init__(self, params: CorruptionParams | None = None, seed: int = 0, epoch: int = 0, *,
                  strength: float | Sequence[float] = 1.0, augment: bool = False, max_players: int = MAX_PLAYERS):
