@@ -92,13 +92,13 @@ def time_reading(shard_dir: Path) -> tuple[float, list[dict]]:
 
 def write_pax_shards(out_dir: Path, windows: list[dict], per_shard: int = 500) -> None:
     """The windows as ``webdataset.TarWriter`` writes them (how window shards were written before)."""
-    from fpspot.data.event_windows import encode_window
+    from fpspot.data.event_windows import window_sample
 
     out_dir.mkdir(parents=True)
     for n, first in enumerate(range(0, len(windows), per_shard)):
         with wds.TarWriter(str(out_dir / f"train-{n:06d}.tar")) as sink:
             for w in windows[first:first + per_shard]:
-                sink.write(encode_window(w))
+                sink.write(window_sample(w))
 
 
 def main() -> None:

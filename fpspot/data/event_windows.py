@@ -300,20 +300,15 @@ def half_windows(events: Sequence, length: int = 750, *, strength: float = 1.0,
         start += half
 
 
-def _npy_bytes(array: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
-    return buf.getvalue()
-
-
-def encode_window(window: dict) -> dict:
-    """A clean window as a WebDataset sample (bytes per field)."""
-    return {"__key__": window["__key__"], "gt.npy": _npy_bytes(window["gt"]),
-            "players.npy": _npy_bytes(window["players"]), "meta.json": json.dumps(window["meta"]).encode()}
+def window_sample(window: dict) -> dict:
+    """A clean window as a shard sample: its key, ``gt.npy`` and ``players.npy`` arrays and ``meta.json``
+    object, encoded by the writer (:func:`fpspot.data.shards.encode_sample`: ``np.save`` without pickles)."""
+    return {"__key__": window["__key__"], "gt.npy": window["gt"], "players.npy": window["players"],
+            "meta.json": window["meta"]}
 
 
 def decode_window(sample: dict) -> dict:
-    """Inverse of :func:`encode_window` (works on raw tar samples; never unpickles)."""
+    """Inverse of writing :func:`window_sample` to a shard (works on raw tar samples; never unpickles)."""
     try:
         return {"__key__": sample["__key__"],
                 "gt": np.load(io.BytesIO(sample["gt.npy"]), allow_pickle=False).astype(np.int64).reshape(-1, 6),
@@ -344,7 +339,7 @@ def write_window_shards(out_dir: str | Path, gt: PlayByPlay | str, cfg: WindowCo
         windows = [windows[i] for i in order]
     with ShardSetWriter(out_dir, split, samples_per_shard) as sink:
         for w in windows:
-            sink.write(encode_window(w))
+            sink.write(window_sample(w))
         shards = sink.close()
     all_counts = Counter(int(e[3]) for k in keys for e in gt.events[k])
     box_counts = Counter(int(e[3]) for k in keys for e in gt.events[k] if e[4])
@@ -444,6 +439,6 @@ def iter_windows(gt: PlayByPlay | str, cfg: WindowConfig = WindowConfig()) -> It
 
 __all__ = [
     "MAX_PLAYERS", "NUM_INPUT_FEATURES", "WindowConfig", "WindowCorruptor", "collate_windows", "corrupt_window",
-    "cut_windows", "decode_window", "encode_window", "half_windows", "iter_windows", "read_manifest",
-    "tokenize_events", "tokenize_window", "window_dataset", "window_starts", "write_window_shards",
+    "cut_windows", "decode_window", "half_windows", "iter_windows", "read_manifest",
+    "tokenize_events", "tokenize_window", "window_dataset", "window_sample", "window_starts", "write_window_shards",
 ]
