@@ -32,6 +32,7 @@ from fpspot.train.trainer import (  # noqa: E402
     NonFiniteLossError,
     Trainer,
     WarmupStepDecay,
+    build_optimizer,
     list_checkpoints,
     param_groups,
     resolve_mixed_precision,
@@ -83,6 +84,16 @@ def test_param_groups_split_backbone_head_and_exempt_biases_and_norms():
                         "head_no_decay": (1e-3, 0.0)}
     every = [n for n, p in model.named_parameters()]
     assert sorted(n for s in names.values() for n in s) == sorted(every)  # each parameter exactly once
+
+
+def test_optimizer_is_fused_adamw_on_cpu_float_parameters_and_foreach_otherwise():
+    config = TrainConfig(**{**BASE, "run_dir": "unused"})
+    optimizer = build_optimizer(TinySpotter(), config)
+    assert isinstance(optimizer, torch.optim.AdamW) and optimizer.defaults["fused"] is True
+    double = TinySpotter().to(torch.float64)
+    assert build_optimizer(double, config).defaults["fused"] is True  # any float dtype
+    on_meta = TinySpotter().to("meta")  # a device without the fused kernel
+    assert not build_optimizer(on_meta, config).defaults["fused"]
 
 
 def test_warmup_reaches_full_rate_and_decays_by_epoch():

@@ -142,12 +142,17 @@ def param_groups(model: torch.nn.Module, lr_head: float, lr_backbone: float,
 
 
 def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.AdamW:
-    """AdamW over :func:`param_groups` (``param_names`` are kept out of the optimizer's state)."""
+    """AdamW over :func:`param_groups` (``param_names`` are kept out of the optimizer's state); its fused
+    implementation (one kernel over all parameters) when every parameter is a float tensor on a CPU or CUDA
+    device: the same update, about half the optimizer time of the default on CPU
+    (``benchmarks/train_step_speed.py``)."""
     groups = [{k: v for k, v in g.items() if k != "param_names"}
               for g in param_groups(model, config.lr_head, config.lr_backbone, config.weight_decay)]
     if not groups:
         raise ValueError("the model has no trainable parameters")
-    return torch.optim.AdamW(groups, lr=config.lr_head, weight_decay=config.weight_decay)
+    params = [p for g in groups for p in g["params"]]
+    fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+    return torch.optim.AdamW(groups, lr=config.lr_head, weight_decay=config.weight_decay, fused=fused)
 
 
 class WarmupStepDecay(LRScheduler):

@@ -4,8 +4,10 @@
 num_decoder_layers, dim_feedforward, dropout, batch_first=True)`` computes with its defaults (ReLU,
 post-LN, LayerNorm eps 1e-5, a final LayerNorm after the encoder and after the decoder, Xavier-uniform
 initialisation of every matrix), and its ``state_dict`` has the same names and shapes, so weights move
-between the two with ``load_state_dict``. Attention is written out with
-``F.scaled_dot_product_attention`` so that the decoder can run incrementally:
+between the two with ``load_state_dict``. In training, the residual and feed-forward dropouts are
+:class:`~fpspot.models.blocks.dropout.Dropout` (the same distribution, a cheaper mask on CPU, another random
+stream). Attention is written out with ``F.scaled_dot_product_attention`` so that the decoder can run
+incrementally:
 
 * :meth:`Seq2Seq.encode` ``(src (B, S, D), src_pad_mask (B, S)) -> memory (B, S, D)``;
 * :meth:`Seq2Seq.decode` ``(tgt (B, L, D), memory, memory_pad_mask, tgt_pad_mask) -> (B, L, D)`` with a
@@ -29,6 +31,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 from torch.utils.checkpoint import checkpoint
+
+from fpspot.models.blocks.dropout import Dropout
 
 __all__ = ["Attention", "DecoderCache", "DecoderLayer", "EncoderLayer", "InputFusion", "Seq2Seq",
            "SinusoidalPositions", "attention_mask"]
@@ -106,12 +110,12 @@ class EncoderLayer(nn.Module):
         super().__init__()
         self.self_attn = Attention(d_model, nhead, dropout)
         self.linear1 = nn.Linear(d_model, dim_feedforward)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.linear2 = nn.Linear(dim_feedforward, d_model)
         self.norm1 = nn.LayerNorm(d_model)
         self.norm2 = nn.LayerNorm(d_model)
-        self.dropout1 = nn.Dropout(dropout)
-        self.dropout2 = nn.Dropout(dropout)
+        self.dropout1 = Dropout(dropout)
+        self.dropout2 = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         q, k, v = self.self_attn.project_qkv(x)
@@ -127,14 +131,14 @@ class DecoderLayer(nn.Module):
         self.self_attn = Attention(d_model, nhead, dropout)
         self.multihead_attn = Attention(d_model, nhead, dropout)
         self.linear1 = nn.Linear(d_model, dim_feedforward)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.linear2 = nn.Linear(dim_feedforward, d_model)
         self.norm1 = nn.LayerNorm(d_model)
         self.norm2 = nn.LayerNorm(d_model)
         self.norm3 = nn.LayerNorm(d_model)
-        self.dropout1 = nn.Dropout(dropout)
-        self.dropout2 = nn.Dropout(dropout)
-        self.dropout3 = nn.Dropout(dropout)
+        self.dropout1 = Dropout(dropout)
+        self.dropout2 = Dropout(dropout)
+        self.dropout3 = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, self_mask: torch.Tensor | None, cross_k: torch.Tensor,
                 cross_v: torch.Tensor, cross_mask: torch.Tensor | None,

@@ -1,0 +1,124 @@
+"""Cost of one event DST training step on CPU: torch's dropout and AdamW against fpspot's choices.
+
+The event DST recipe trains the released model's configuration (``recipes/configs/event_dst.yaml``) on
+token-budget batches of about 600 input events, one thread per process. This script times, side by side
+(rounds alternated, median), forward, backward and optimizer step per batch on the same real training
+windows, the same batches and the same initial weights, for four variants:
+
+* dropout: ``torch.nn.Dropout`` (one ``bernoulli_`` float per element) or ``fpspot.models.blocks.dropout.Dropout``
+  (16 random bits per element, the scaled mask kept for backward), in every layer of the seq2seq block;
+* optimizer: ``torch.optim.AdamW`` default (for-each) or ``fused=True`` (what ``build_optimizer`` picks).
+
+    python benchmarks/train_step_speed.py [--threads 1] [--steps 20] [--rounds 3]
+
+Annotations: FOOTPASS (Ochin et al., CVIU 2026), CC BY-NC 4.0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import itertools
+import platform
+import random
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import yaml
+from torch import nn
+
+from fpspot.data.bucketing import token_budget_batches
+from fpspot.data.corrupt import CorruptionParams
+from fpspot.data.event_windows import WindowConfig, WindowCorruptor, collate_windows, iter_windows
+from fpspot.data.footpass import read_playbyplay
+from fpspot.models import build
+from fpspot.models.blocks.dropout import Dropout
+
+REPO = Path(__file__).resolve().parents[1]
+VARIANTS = {"torch dropout, AdamW for-each": ("torch", False),
+            "torch dropout, AdamW fused": ("torch", True),
+            "fpspot dropout, AdamW for-each": ("fpspot", False),
+            "fpspot dropout, AdamW fused (recipe)": ("fpspot", True)}
+
+
+def with_dropout(model: nn.Module, kind: str) -> nn.Module:
+    """A copy of ``model`` whose dropout modules are ``torch.nn.Dropout`` or fpspot's ``Dropout`` (same p)."""
+    model = copy.deepcopy(model)
+    for module in list(model.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, (nn.Dropout, Dropout)):
+                setattr(module, name, nn.Dropout(child.p) if kind == "torch" else Dropout(child.p))
+    return model
+
+
+def real_batches(data: Path, num_batches: int, max_tokens: int) -> list[dict]:
+    """Token-budget batches of real training windows corrupted as the recipe does (fixed seed)."""
+    gt = read_playbyplay(data, "gt")
+    corruptor = WindowCorruptor(CorruptionParams.load(), seed=0, strength=(0.05, 1.5, 0.5), augment=True,
+                                max_players=64)
+    windows = [corruptor(w) for w in itertools.islice(iter_windows(gt, WindowConfig(750, 375, 125)), 0, None, 3)]
+    random.Random(0).shuffle(windows)
+    groups = token_budget_batches(windows, max_tokens, length=lambda w: len(w["in_cls"]), pool=1024,
+                                  rng=random.Random(0))
+    return [collate_windows(group) for group in itertools.islice(groups, num_batches)]
+
+
+def time_steps(model: nn.Module, fused: bool, batches: list[dict]) -> dict[str, float]:
+    """Median milliseconds per batch of forward, backward (with gradient clipping) and optimizer step."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01, fused=fused)
+    model.train()
+    parts: dict[str, list[float]] = {"forward": [], "backward": [], "optimizer": []}
+    for batch in batches:
+        t0 = time.perf_counter()
+        loss = model(batch)["loss"]
+        t1 = time.perf_counter()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        t2 = time.perf_counter()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        t3 = time.perf_counter()
+        for name, seconds in zip(parts, (t1 - t0, t2 - t1, t3 - t2)):
+            parts[name].append(seconds * 1e3)
+    return {name: statistics.mean(values) for name, values in parts.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "footpass" / "playbyplay_train.json"))
+    parser.add_argument("--config", default=str(REPO / "recipes" / "configs" / "event_dst.yaml"))
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    config = yaml.safe_load(Path(args.config).read_text(encoding="utf-8"))
+    max_tokens = int(config["data"]["max_tokens"])
+    batches = real_batches(Path(args.data), args.steps + 2, max_tokens)
+    torch.manual_seed(0)
+    base = build("event_dst", window=int(config["data"]["window"]), **config["model"])
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in VARIANTS}
+    for _ in range(args.rounds):
+        for name, (kind, fused) in VARIANTS.items():
+            model = with_dropout(base, kind)
+            time_steps(model, fused, batches[:2])  # warm-up
+            results[name].append(time_steps(model, fused, batches[2:]))
+    tokens = statistics.mean(b["in_mask"].numel() for b in batches[2:])
+    print(f"machine: {platform.machine()} {platform.processor() or ''}, torch {torch.__version__}, "
+          f"{args.threads} thread(s); {args.steps} token-budget batches (<= {max_tokens} input events, "
+          f"{tokens:.0f} padded on average) x {args.rounds} rounds alternated (median of the round means)")
+    print(f"  {'variant':<38} {'forward':>8} {'backward':>9} {'optimizer':>10} {'step':>8}  (ms)")
+    steps = {}
+    for name, rounds in results.items():
+        median = {part: statistics.median(r[part] for r in rounds) for part in rounds[0]}
+        steps[name] = statistics.median(sum(r.values()) for r in rounds)
+        print(f"  {name:<38} {median['forward']:8.1f} {median['backward']:9.1f} {median['optimizer']:10.1f} "
+              f"{steps[name]:8.1f}")
+    first, last = next(iter(steps)), list(steps)[-1]
+    print(f"step time {last} / {first}: {steps[last] / steps[first]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
