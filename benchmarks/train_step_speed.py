@@ -2,8 +2,9 @@
 
 The event DST recipe trains the released model's configuration (``recipes/configs/event_dst.yaml``) on
 token-budget batches of about 600 input events, one thread per process. This script times, side by side
-(rounds alternated, median), forward, backward and optimizer step per batch on the same real training
-windows, the same batches and the same initial weights, for four variants:
+(each batch through every variant back to back, in a rotating order; medians), forward, backward and
+optimizer step per batch on the same real training windows, the same batches and the same initial weights, for
+four variants:
 
 * dropout: ``torch.nn.Dropout`` (one ``bernoulli_`` float per element) or ``fpspot.models.blocks.dropout.Dropout``
   (16 random bits per element, the scaled mask kept for backward), in every layer of the seq2seq block;
@@ -65,24 +66,18 @@ def real_batches(data: Path, num_batches: int, max_tokens: int) -> list[dict]:
     return [collate_windows(group) for group in itertools.islice(groups, num_batches)]
 
 
-def time_steps(model: nn.Module, fused: bool, batches: list[dict]) -> dict[str, float]:
-    """Median milliseconds per batch of forward, backward (with gradient clipping) and optimizer step."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01, fused=fused)
-    model.train()
-    parts: dict[str, list[float]] = {"forward": [], "backward": [], "optimizer": []}
-    for batch in batches:
-        t0 = time.perf_counter()
-        loss = model(batch)["loss"]
-        t1 = time.perf_counter()
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        t2 = time.perf_counter()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        t3 = time.perf_counter()
-        for name, seconds in zip(parts, (t1 - t0, t2 - t1, t3 - t2)):
-            parts[name].append(seconds * 1e3)
-    return {name: statistics.mean(values) for name, values in parts.items()}
+def one_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: dict) -> tuple[float, float, float]:
+    """Milliseconds of forward, backward (with gradient clipping) and optimizer step on one batch."""
+    t0 = time.perf_counter()
+    loss = model(batch)["loss"]
+    t1 = time.perf_counter()
+    loss.backward()
+    nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    t2 = time.perf_counter()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    t3 = time.perf_counter()
+    return (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3
 
 
 def main() -> None:
@@ -99,25 +94,38 @@ def main() -> None:
     batches = real_batches(Path(args.data), args.steps + 2, max_tokens)
     torch.manual_seed(0)
     base = build("event_dst", window=int(config["data"]["window"]), **config["model"])
-    results: dict[str, list[dict[str, float]]] = {name: [] for name in VARIANTS}
-    for _ in range(args.rounds):
-        for name, (kind, fused) in VARIANTS.items():
-            model = with_dropout(base, kind)
-            time_steps(model, fused, batches[:2])  # warm-up
-            results[name].append(time_steps(model, fused, batches[2:]))
+    variants = {}
+    for name, (kind, fused) in VARIANTS.items():
+        model = with_dropout(base, kind).train()
+        variants[name] = (model, torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01, fused=fused))
+    for model, optimizer in variants.values():  # warm-up
+        for batch in batches[:2]:
+            one_step(model, optimizer, batch)
+    # every batch goes through the four variants back to back (in a rotating order), so that the load of this
+    # shared machine, which drifts over seconds, weighs on all of them alike
+    times: dict[str, list[tuple[float, float, float]]] = {name: [] for name in variants}
+    names = list(variants)
+    for round_index in range(args.rounds):
+        for i, batch in enumerate(batches[2:]):
+            shift = (round_index + i) % len(names)
+            for name in names[shift:] + names[:shift]:
+                times[name].append(one_step(*variants[name], batch))
     tokens = statistics.mean(b["in_mask"].numel() for b in batches[2:])
     print(f"machine: {platform.machine()} {platform.processor() or ''}, torch {torch.__version__}, "
           f"{args.threads} thread(s); {args.steps} token-budget batches (<= {max_tokens} input events, "
-          f"{tokens:.0f} padded on average) x {args.rounds} rounds alternated (median of the round means)")
-    print(f"  {'variant':<38} {'forward':>8} {'backward':>9} {'optimizer':>10} {'step':>8}  (ms)")
+          f"{tokens:.0f} padded on average) x {args.rounds} rounds, each batch through the 4 variants back to back "
+          f"(median over the {args.steps * args.rounds} steps)")
+    print(f"  {'variant':<42} {'forward':>8} {'backward':>9} {'optimizer':>10} {'step':>8}  (ms)")
     steps = {}
-    for name, rounds in results.items():
-        median = {part: statistics.median(r[part] for r in rounds) for part in rounds[0]}
-        steps[name] = statistics.median(sum(r.values()) for r in rounds)
-        print(f"  {name:<38} {median['forward']:8.1f} {median['backward']:9.1f} {median['optimizer']:10.1f} "
-              f"{steps[name]:8.1f}")
-    first, last = next(iter(steps)), list(steps)[-1]
-    print(f"step time {last} / {first}: {steps[last] / steps[first]:.2f}")
+    for name, values in times.items():
+        parts = [statistics.median(v[k] for v in values) for k in range(3)]
+        steps[name] = statistics.median(sum(v) for v in values)
+        print(f"  {name:<42} {parts[0]:8.1f} {parts[1]:9.1f} {parts[2]:10.1f} {steps[name]:8.1f}")
+    before, now = "torch dropout, AdamW for-each", "fpspot dropout, AdamW fused (recipe)"
+    ratios = [sum(a) / sum(b) for a, b in zip(times[now], times[before])]
+    print(f"step time {now} / {before}: {steps[now] / steps[before]:.2f} (per batch: median "
+          f"{statistics.median(ratios):.2f}, quartiles {statistics.quantiles(ratios, n=4)[0]:.2f}-"
+          f"{statistics.quantiles(ratios, n=4)[2]:.2f})")
 
 
 if __name__ == "__main__":

@@ -5,13 +5,15 @@ that produced the activation for a transformer of this project's size: on one EP
 feed-forward activation takes about 6 ms to drop (forward + backward) against 1.5 ms for its matmul.
 :class:`Dropout` draws the mask as random 64-bit words read as four 16-bit integers each, compares them
 with ``p`` quantised to 1/65536, and keeps the scaled mask for the backward pass (one multiply each way):
-about 2-3.5 ms for the same tensor (``benchmarks/train_step_speed.py``).
+about 2-3.5 ms for the same tensor (timed alone; the whole training step: ``benchmarks/train_step_speed.py``).
 
 It is the same function as ``nn.Dropout``: elements are zeroed independently with probability ``p``
 (within 1/65536) and the others scaled by ``1 / (1 - p)``; identity in eval mode or with ``p = 0``. The
 random numbers come from torch's default generator (``torch.manual_seed`` makes runs repeatable), but the
 stream differs from ``nn.Dropout``'s. Tensors not on the CPU use ``F.dropout`` (fused on GPUs).
-It has no parameters or buffers, so ``state_dict`` names are those of ``nn.Dropout``.
+It has no parameters or buffers, so ``state_dict`` names are those of ``nn.Dropout``. The saved mask is the
+scaled float one (4 bytes per element against ``nn.Dropout``'s 1-byte bool mask), so activation memory grows a
+little on CPU; activation checkpointing recomputes it from the saved RNG state like any other op.
 """
 
 from __future__ import annotations
