@@ -139,13 +139,17 @@ def test_generate_with_kv_cache_equals_full_recomputation(frame_head):
 
 def test_gnn_stream_is_required_and_used():
     config = _config(use_gnn_logits=True, dropout=0.0)
+    torch.manual_seed(0)  # fixed: with about 1 initialisation in 300 the loss moves by only ~5e-6 relative
     model = build("dst", **config).eval()
-    batch = DST.example_batch(config, batch_size=2)
+    batch = DST.example_batch(config, batch_size=2, generator=torch.Generator().manual_seed(0))
     without = {k: v for k, v in batch.items() if k != "gnn_logits"}
     with pytest.raises(KeyError, match="gnn_logits"):
         model(without)
     changed = dict(batch, gnn_logits=batch["gnn_logits"] + 1.0)
     assert not torch.allclose(model(batch)["loss"], model(changed)["loss"])
+    gnn = batch["gnn_logits"].clone().requires_grad_(True)
+    model(dict(batch, gnn_logits=gnn))["loss"].backward()
+    assert gnn.grad.abs().sum() > 0  # the loss depends on the stream
     plain = build("dst", **_config(use_gnn_logits=False))
     assert "gnn_logits" not in plain.streams and "encoder_embedding.dense.gnn_logits.weight" not in plain.state_dict()
 
