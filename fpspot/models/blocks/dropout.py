@@ -2,7 +2,8 @@
 
 ``torch.nn.Dropout`` on CPU draws one ``bernoulli_`` float per element, which costs more than the matmul
 that produced the activation for a transformer of this project's size: on one EPYC core, a ``(600, 768)``
-feed-forward activation takes about 6 ms to drop (forward + backward) against 1.5 ms for its matmul.
+feed-forward activation takes 4.5-7 ms to drop (forward + backward; several runs) against about 2 ms for the
+forward matmul that makes it.
 :class:`Dropout` draws the mask as random 64-bit words read as four 16-bit integers each, compares them
 with ``p`` quantised to 1/65536, and keeps the scaled mask for the backward pass (one multiply each way):
 about 2-3.5 ms for the same tensor (timed alone; the whole training step: ``benchmarks/train_step_speed.py``).
