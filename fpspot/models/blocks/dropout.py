@@ -19,6 +19,8 @@ little on CPU; activation checkpointing recomputes it from the saved RNG state l
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -31,9 +33,7 @@ _LEVELS = 1 << 16
 def keep_mask(shape: torch.Size | tuple[int, ...], p: float, device: torch.device | str = "cpu") -> torch.Tensor:
     """Bool ``shape`` mask, each element True with probability ``1 - p`` (``p`` quantised to 1/65536),
     drawn from torch's default generator as 16 random bits per element."""
-    count = 1
-    for size in shape:
-        count *= int(size)
+    count = math.prod(shape)
     words = torch.empty((count + 3) // 4, dtype=torch.int64, device=device).random_(-(1 << 63), None)
     bits = words.view(torch.int16)[:count].view(shape)  # uniform over -32768..32767
     return bits >= round(p * _LEVELS) - _LEVELS // 2
