@@ -185,7 +185,7 @@ def test_run_logs_tensorboard_scalars_and_exports_models(reference_run):
     events.Reload()
     scalars = set(events.Tags()["scalars"])
     expected = {"train/loss", "train/ce", "train/grad_norm", "lr/backbone", "lr/head", "perf/samples_per_s",
-                "perf/data_wait_fraction", "memory/peak_rss_mib", "val/val_loss", "val/f1/pass",
+                "perf/data_wait_fraction", "perf/epoch_s", "memory/peak_rss_mib", "val/val_loss", "val/f1/pass",
                 "class_weights/pass", "class_weights/background"}
     assert expected <= scalars, expected - scalars
     assert "class_weights_table/text_summary" in events.Tags()["tensors"]  # the text table
@@ -194,6 +194,8 @@ def test_run_logs_tensorboard_scalars_and_exports_models(reference_run):
     assert lr_head[8] == pytest.approx(5e-3 * 0.5)  # epoch 2: decayed by gamma
     wait = [e.value for e in events.Scalars("perf/data_wait_fraction")]
     assert all(0 <= w < 1 for w in wait)
+    epoch_times = {e.step: e.value for e in events.Scalars("perf/epoch_s")}  # one per epoch, at its last step
+    assert sorted(epoch_times) == [6, 12] and all(0 < t < 600 for t in epoch_times.values())
     assert [e.value for e in events.Scalars("class_weights/background")] == [pytest.approx(0.05)]
     # checkpoints: the last two kept, complete, with the trainer's counters
     assert [p.name for p in list_checkpoints(run_dir)] == ["step_000008", "step_000012"]

@@ -55,7 +55,8 @@ model returns (``train/<name>``), ``train/grad_norm``, ``lr/<group>``, ``perf/sa
 processes), ``perf/data_wait_fraction`` (time spent waiting for the next batch / wall time, mean over
 processes), ``memory/peak_allocated_mib`` (CUDA: ``torch.cuda.max_memory_allocated``) or on CPU
 ``memory/peak_rss_mib`` (the main process's peak resident set size from ``getrusage``: an upper bound that
-includes the Python runtime and the data pipeline, not just tensors); after each evaluation ``val/<name>``;
+includes the Python runtime and the data pipeline, not just tensors); after each epoch ``perf/epoch_s`` (its
+training wall time, slowest process; also printed); after each evaluation ``val/<name>``;
 at the start the class weights (text table and ``class_weights/<class>`` scalars) and the config (hparams).
 
 A NaN or infinite loss (any process) stops the run before the optimizer step it belongs to with a
@@ -533,10 +534,12 @@ class Trainer:
         last_metrics: dict[str, Any] = {}
         while self.state.epoch < cfg.epochs and not self._done():
             epoch = self.state.epoch
+            started = time.perf_counter()
             finished = self._train_epoch(epoch, rng_after_load)
             rng_after_load = None
             if not finished:  # max_steps reached inside the epoch
                 break
+            self._log_epoch_time(epoch, time.perf_counter() - started)
             self.state.epoch, self.state.batches_done = epoch + 1, 0
             if self._eval_due(epoch):
                 last_metrics = self._evaluate_and_select(epoch)
@@ -555,6 +558,18 @@ class Trainer:
         return TrainResult(global_step=self.state.global_step, epochs_completed=self.state.epoch,
                            best_score=self.state.best_score, best_dir=best_dir if best_dir.is_dir() else None,
                            final_dir=final_dir, last_metrics=last_metrics, history=list(self.state.history))
+
+    def _log_epoch_time(self, epoch: int, seconds: float) -> None:
+        """``perf/epoch_s``: wall-clock seconds of one epoch's training (data, steps, logging and mid-epoch
+        checkpoints; not the evaluation nor the checkpoint after it; a resumed epoch from the resume), the
+        slowest process's."""
+        acc = self.accelerator
+        elapsed = torch.tensor([seconds], dtype=torch.float64)
+        if acc.num_processes > 1:
+            elapsed = acc.reduce(elapsed.to(acc.device), reduction="max").cpu()
+        seconds = float(elapsed[0])
+        acc.log({"perf/epoch_s": seconds}, step=self.state.global_step)
+        acc.print(f"epoch {epoch + 1}: trained in {seconds:.1f} s")
 
     def _done(self) -> bool:
         return self.config.max_steps > 0 and self.state.global_step >= self.config.max_steps
