@@ -113,6 +113,17 @@ def test_override_and_errors_name_the_key():
                      exit_on_error=False)
 
 
+def test_choice_spelled_as_a_yaml_boolean_is_read_as_the_choice():
+    # YAML 1.1 reads a bare `no` as false: `train.mixed_precision=no` must still mean the choice 'no'
+    with recipe_module("event_dst", "event_dst_recipe") as module:
+        config = load_config(module.RecipeConfig, CONFIGS / "event_dst.yaml", ["train.mixed_precision=no"])
+        assert config.train.mixed_precision == "no"
+        assert load_config(module.RecipeConfig, CONFIGS / "event_dst.yaml",
+                           ["train.mixed_precision=bf16"]).train.mixed_precision == "bf16"
+        with pytest.raises(ConfigError, match="train.mixed_precision: expected one of .*got True"):
+            load_config(module.RecipeConfig, CONFIGS / "event_dst.yaml", ["train.mixed_precision=yes"])
+
+
 @pytest.mark.parametrize("recipe", ["taad", "taad_gnn", "taad_dst"])
 def test_recipe_script_prints_its_config(recipe, tmp_path):
     out = subprocess.run([sys.executable, str(REPO / "recipes" / f"{recipe}.py"), "--print-config", "--name=x"],

@@ -190,6 +190,11 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if origin is Literal:
         if value in args:
             return value
+        if isinstance(value, bool):  # YAML 1.1 reads a bare no / off / yes / on as a boolean
+            spellings = ("yes", "on", "true") if value else ("no", "off", "false")
+            named = [a for a in args if isinstance(a, str) and a.lower() in spellings]
+            if len(named) == 1:
+                return named[0]
         raise ConfigError(f"{where}: expected one of {', '.join(repr(a) for a in args)}, got {value!r}")
     if tp is bool:
         if isinstance(value, bool):
