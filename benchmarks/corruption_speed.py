@@ -31,8 +31,9 @@ from pathlib import Path
 import numpy as np
 import webdataset as wds
 
+import event_dst_recipe
 import fpspot.data.corrupt as corrupt
-from fpspot.data.event_windows import WindowConfig, WindowCorruptor, iter_windows
+from fpspot.data.event_windows import WindowCorruptor, iter_windows
 from fpspot.data.footpass import read_playbyplay
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,10 +73,9 @@ def same_tokens(a: list[dict], b: list[dict]) -> bool:
 
 
 def recipe_corruptor(tables_once: bool = True) -> WindowCorruptor:
-    """The recipe's corruptor: strengths log-uniform in [0.05, 1.5] or 1 (half the windows), augmentations on;
+    """The recipe's corruptor (``recipes/configs/event_dst.yaml``: noise strengths, augmentations);
     ``tables_once=False``: sampler tables rebuilt for every window."""
-    corruptor = WindowCorruptor(corrupt.CorruptionParams.load(), seed=0, strength=(0.05, 1.5, 0.5), augment=True,
-                                max_players=64)
+    corruptor = event_dst_recipe.recipe_corruptor(event_dst_recipe.recipe_config())
     if not tables_once:
         corruptor.tables = None
     return corruptor
@@ -112,7 +112,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     gt = read_playbyplay(args.data, "gt")
-    config = WindowConfig(750, 375, 125)
+    config = event_dst_recipe.recipe_window_config(event_dst_recipe.recipe_config())
     windows = list(itertools.islice(iter_windows(gt, config), 0, None, 7))[:args.windows]
     ways = {"rng.choice": "rng.choice, tables per window", "per window": "draw_index, tables per window",
             "once": "draw_index, tables built once"}

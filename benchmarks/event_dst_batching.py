@@ -33,14 +33,15 @@ FOOTPASS = REPO.parent / "shared" / "data" / "footpass"
 def _windows(count: int):
     import numpy as np
 
-    from fpspot.data.corrupt import CorruptionParams
-    from fpspot.data.event_windows import WindowConfig, WindowCorruptor, iter_windows
+    from event_dst_recipe import recipe_config, recipe_corruptor, recipe_window_config
+    from fpspot.data.event_windows import iter_windows
     from fpspot.data.footpass import read_playbyplay
 
+    config = recipe_config()
     gt = read_playbyplay(FOOTPASS / "playbyplay_train.json", "gt")
-    clean = list(iter_windows(gt, WindowConfig(750, 375, 125)))
+    clean = list(iter_windows(gt, recipe_window_config(config)))
     picked = np.random.default_rng(0).choice(len(clean), size=min(count, len(clean)), replace=False)
-    corruptor = WindowCorruptor(CorruptionParams.load(), seed=0, strength=(0.05, 1.5, 0.5), augment=True)
+    corruptor = recipe_corruptor(config)
     return [corruptor(clean[i]) for i in picked]
 
 

@@ -4,11 +4,12 @@ The event DST recipe trains the released model's configuration (``recipes/config
 token-budget batches of about 600 input events, one thread per process. This script times, side by side
 (each batch through every variant back to back, in a rotating order; medians), forward, backward and
 optimizer step per batch on the same real training windows, the same batches and the same initial weights, for
-four variants:
+five variants:
 
 * dropout: ``torch.nn.Dropout`` (one ``bernoulli_`` float per element) or ``fpspot.models.blocks.dropout.Dropout``
   (16 random bits per element, the scaled mask kept for backward), in every layer of the seq2seq block;
-* optimizer: ``torch.optim.AdamW`` default (for-each) or ``fused=True`` (what ``build_optimizer`` picks).
+* optimizer: ``torch.optim.AdamW`` default (for-each) or ``fused=True`` (what ``build_optimizer`` picks);
+* and the recipe's step under CPU bf16 autocast (``train.mixed_precision=bf16``; fast on CPUs with AVX-512 BF16).
 
     python benchmarks/train_step_speed.py [--threads 1] [--steps 20] [--rounds 3]
 
@@ -27,21 +28,22 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
+from event_dst_recipe import recipe_config, recipe_corruptor, recipe_window_config
 from torch import nn
 
 from fpspot.data.bucketing import token_budget_batches
-from fpspot.data.corrupt import CorruptionParams
-from fpspot.data.event_windows import WindowConfig, WindowCorruptor, collate_windows, iter_windows
+from fpspot.data.event_windows import collate_windows, iter_windows
 from fpspot.data.footpass import read_playbyplay
 from fpspot.models import build
 from fpspot.models.blocks.dropout import Dropout
 
 REPO = Path(__file__).resolve().parents[1]
-VARIANTS = {"torch dropout, AdamW for-each": ("torch", False),
-            "torch dropout, AdamW fused": ("torch", True),
-            "fpspot dropout, AdamW for-each": ("fpspot", False),
-            "fpspot dropout, AdamW fused (recipe)": ("fpspot", True)}
+# name -> (dropout, fused AdamW, bf16 autocast)
+VARIANTS = {"torch dropout, AdamW for-each": ("torch", False, False),
+            "torch dropout, AdamW fused": ("torch", True, False),
+            "fpspot dropout, AdamW for-each": ("fpspot", False, False),
+            "fpspot dropout, AdamW fused (recipe)": ("fpspot", True, False),
+            "fpspot dropout, AdamW fused, bf16 autocast": ("fpspot", True, True)}
 
 
 def with_dropout(model: nn.Module, kind: str) -> nn.Module:
@@ -54,22 +56,26 @@ def with_dropout(model: nn.Module, kind: str) -> nn.Module:
     return model
 
 
-def real_batches(data: Path, num_batches: int, max_tokens: int) -> list[dict]:
-    """Token-budget batches of real training windows corrupted as the recipe does (fixed seed)."""
+def real_batches(data: Path, config: dict, num_batches: int, pool: int = 1024) -> list[dict]:
+    """Token-budget batches (``data.max_tokens`` of ``config``) of real training windows corrupted as the recipe
+    does: a seeded pool of ``pool`` clean windows drawn from all training halves, then corrupted and cut."""
     gt = read_playbyplay(data, "gt")
-    corruptor = WindowCorruptor(CorruptionParams.load(), seed=0, strength=(0.05, 1.5, 0.5), augment=True,
-                                max_players=64)
-    windows = [corruptor(w) for w in itertools.islice(iter_windows(gt, WindowConfig(750, 375, 125)), 0, None, 3)]
-    random.Random(0).shuffle(windows)
-    groups = token_budget_batches(windows, max_tokens, length=lambda w: len(w["in_cls"]), pool=1024,
-                                  rng=random.Random(0))
+    clean = list(iter_windows(gt, recipe_window_config(config)))
+    random.Random(0).shuffle(clean)
+    corruptor = recipe_corruptor(config)
+    windows = [corruptor(w) for w in clean[:pool]]
+    groups = token_budget_batches(windows, int(config["data"]["max_tokens"]), length=lambda w: len(w["in_cls"]),
+                                  pool=pool, rng=random.Random(0))
     return [collate_windows(group) for group in itertools.islice(groups, num_batches)]
 
 
-def one_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: dict) -> tuple[float, float, float]:
-    """Milliseconds of forward, backward (with gradient clipping) and optimizer step on one batch."""
+def one_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: dict,
+             bf16: bool = False) -> tuple[float, float, float]:
+    """Milliseconds of forward (under CPU bf16 autocast with ``bf16``, as Accelerate's ``mixed_precision: bf16``
+    runs it), backward (with gradient clipping) and optimizer step on one batch."""
     t0 = time.perf_counter()
-    loss = model(batch)["loss"]
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        loss = model(batch)["loss"]
     t1 = time.perf_counter()
     loss.backward()
     nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -89,19 +95,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    config = yaml.safe_load(Path(args.config).read_text(encoding="utf-8"))
+    config = recipe_config(args.config)
     max_tokens = int(config["data"]["max_tokens"])
-    batches = real_batches(Path(args.data), args.steps + 2, max_tokens)
+    batches = real_batches(Path(args.data), config, args.steps + 2)
     torch.manual_seed(0)
     base = build("event_dst", window=int(config["data"]["window"]), **config["model"])
     variants = {}
-    for name, (kind, fused) in VARIANTS.items():
+    for name, (kind, fused, bf16) in VARIANTS.items():
         model = with_dropout(base, kind).train()
-        variants[name] = (model, torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01, fused=fused))
-    for model, optimizer in variants.values():  # warm-up
+        variants[name] = (model, torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01, fused=fused), bf16)
+    for model, optimizer, bf16 in variants.values():  # warm-up
         for batch in batches[:2]:
-            one_step(model, optimizer, batch)
-    # every batch goes through the four variants back to back (in a rotating order), so that the load of this
+            one_step(model, optimizer, batch, bf16)
+    # every batch goes through the variants back to back (in a rotating order), so that the load of this
     # shared machine, which drifts over seconds, weighs on all of them alike
     times: dict[str, list[tuple[float, float, float]]] = {name: [] for name in variants}
     names = list(variants)
@@ -109,18 +115,19 @@ def main() -> None:
         for i, batch in enumerate(batches[2:]):
             shift = (round_index + i) % len(names)
             for name in names[shift:] + names[:shift]:
-                times[name].append(one_step(*variants[name], batch))
+                model, optimizer, bf16 = variants[name]
+                times[name].append(one_step(model, optimizer, batch, bf16))
     tokens = statistics.mean(b["in_mask"].numel() for b in batches[2:])
     print(f"machine: {platform.machine()} {platform.processor() or ''}, torch {torch.__version__}, "
           f"{args.threads} thread(s); {args.steps} token-budget batches (<= {max_tokens} input events, "
-          f"{tokens:.0f} padded on average) x {args.rounds} rounds, each batch through the 4 variants back to back "
-          f"(median over the {args.steps * args.rounds} steps)")
-    print(f"  {'variant':<42} {'forward':>8} {'backward':>9} {'optimizer':>10} {'step':>8}  (ms)")
+          f"{tokens:.0f} padded on average) x {args.rounds} rounds, each batch through the {len(names)} variants "
+          f"back to back (median over the {args.steps * args.rounds} steps)")
+    print(f"  {'variant':<44} {'forward':>8} {'backward':>9} {'optimizer':>10} {'step':>8}  (ms)")
     steps = {}
     for name, values in times.items():
         parts = [statistics.median(v[k] for v in values) for k in range(3)]
         steps[name] = statistics.median(sum(v) for v in values)
-        print(f"  {name:<42} {parts[0]:8.1f} {parts[1]:9.1f} {parts[2]:10.1f} {steps[name]:8.1f}")
+        print(f"  {name:<44} {parts[0]:8.1f} {parts[1]:9.1f} {parts[2]:10.1f} {steps[name]:8.1f}")
     before, now = "torch dropout, AdamW for-each", "fpspot dropout, AdamW fused (recipe)"
     ratios = [sum(a) / sum(b) for a, b in zip(times[now], times[before])]
     print(f"step time {now} / {before}: {steps[now] / steps[before]:.2f} (per batch: median "
