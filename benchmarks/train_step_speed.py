@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import itertools
 import platform
 import random
@@ -56,7 +57,7 @@ def with_dropout(model: nn.Module, kind: str) -> nn.Module:
     return model
 
 
-def real_batches(data: Path, config: dict, num_batches: int, pool: int = 1024) -> list[dict]:
+def real_batches(data: Path, config, num_batches: int, pool: int = 1024) -> list[dict]:
     """Token-budget batches (``data.max_tokens`` of ``config``) of real training windows corrupted as the recipe
     does: a seeded pool of ``pool`` clean windows drawn from all training halves, then corrupted and cut."""
     gt = read_playbyplay(data, "gt")
@@ -64,7 +65,7 @@ def real_batches(data: Path, config: dict, num_batches: int, pool: int = 1024) -
     random.Random(0).shuffle(clean)
     corruptor = recipe_corruptor(config)
     windows = [corruptor(w) for w in clean[:pool]]
-    groups = token_budget_batches(windows, int(config["data"]["max_tokens"]), length=lambda w: len(w["in_cls"]),
+    groups = token_budget_batches(windows, config.data.max_tokens, length=lambda w: len(w["in_cls"]),
                                   pool=pool, rng=random.Random(0))
     return [collate_windows(group) for group in itertools.islice(groups, num_batches)]
 
@@ -96,10 +97,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     config = recipe_config(args.config)
-    max_tokens = int(config["data"]["max_tokens"])
+    max_tokens = config.data.max_tokens
     batches = real_batches(Path(args.data), config, args.steps + 2)
     torch.manual_seed(0)
-    base = build("event_dst", window=int(config["data"]["window"]), **config["model"])
+    base = build("event_dst", window=config.data.window, **dataclasses.asdict(config.model))
     variants = {}
     for name, (kind, fused, bf16) in VARIANTS.items():
         model = with_dropout(base, kind).train()

@@ -193,9 +193,27 @@ def shard_fingerprint(cfg: DataSection, keys: list[str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def window_config(cfg: DataSection):
+    """The training windows' :class:`~fpspot.data.event_windows.WindowConfig` (window, stride, margin)."""
+    from fpspot.data.event_windows import WindowConfig
+
+    return WindowConfig(cfg.window, cfg.stride, cfg.margin)
+
+
+def training_corruptor(config: "RecipeConfig", params):
+    """The training :class:`~fpspot.data.event_windows.WindowCorruptor`: ``data.strength`` (a ``[low, high,
+    p_fitted]`` range or ``[strength]``), ``data.augment``, ``model.max_players``, seeded by ``train.seed``."""
+    from fpspot.data.event_windows import WindowCorruptor
+
+    data = config.data
+    strength = data.strength if len(data.strength) == 3 else data.strength[0]
+    return WindowCorruptor(params, seed=config.train.seed, strength=strength, augment=data.augment,
+                           max_players=config.model.max_players)
+
+
 def prepare_shards(cfg: DataSection, gt, keys: list[str]) -> dict:
     """The shards of ``keys`` in ``cfg.shard_dir`` (written unless a manifest with the same fingerprint exists)."""
-    from fpspot.data.event_windows import WindowConfig, read_manifest, write_window_shards
+    from fpspot.data.event_windows import read_manifest, write_window_shards
 
     fingerprint = shard_fingerprint(cfg, keys)
     try:
@@ -206,7 +224,7 @@ def prepare_shards(cfg: DataSection, gt, keys: list[str]) -> dict:
         pass
     for old in Path(cfg.shard_dir).glob("train-*.tar"):
         old.unlink()
-    manifest = write_window_shards(cfg.shard_dir, gt, WindowConfig(cfg.window, cfg.stride, cfg.margin), keys=keys,
+    manifest = write_window_shards(cfg.shard_dir, gt, window_config(cfg), keys=keys,
                                    samples_per_shard=cfg.samples_per_shard, shuffle_seed=0)
     manifest["config"]["fingerprint"] = fingerprint
     from fpspot.utils.atomic import atomic_open
@@ -569,7 +587,6 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from fpspot.data.corrupt import CorruptionParams
-    from fpspot.data.event_windows import WindowCorruptor
     from fpspot.data.footpass import read_playbyplay
     from fpspot.models import build
     from fpspot.train.trainer import Trainer, make_accelerator
@@ -593,15 +610,12 @@ def main(argv: list[str] | None = None) -> int:
                       f"{len(manifest['shards'])} shards), {len(held_keys)} held-out halves; strength -> events "
                       f"per minute: {table}; setup {time.perf_counter() - started:.0f} s")
     model = build("event_dst", window=data.window, strength_density=table, **asdict(config.model))
-    strength = data.strength if len(data.strength) == 3 else data.strength[0]
-    corruptor = WindowCorruptor(params, seed=config.train.seed, strength=strength, augment=data.augment,
-                                max_players=config.model.max_players)
+    corruptor = training_corruptor(config, params)
     estimate = None
     if data.max_tokens > 0:
-        from fpspot.data.event_windows import WindowConfig, iter_windows
+        from fpspot.data.event_windows import iter_windows
 
-        estimate = list(itertools.islice(iter_windows(gt.subset(train_keys), WindowConfig(data.window, data.stride,
-                                                                                         data.margin)),
+        estimate = list(itertools.islice(iter_windows(gt.subset(train_keys), window_config(data)),
                                          0, None, max(1, manifest["num_samples"] // data.bucket_estimate)))
     batches = WindowBatches(data, manifest, corruptor, config.train.batch_size, accelerator.process_index,
                             accelerator.num_processes, config.train.seed, estimate)
