@@ -81,8 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     ways = {
         "fixed": [collate_windows(windows[i:i + args.batch_size]) for i in range(0, len(windows), args.batch_size)],
         "tokens": [collate_windows(g) for g in token_budget_batches(windows, args.max_tokens,
-                                                                     length=lambda w: len(w["in_cls"]),
-                                                                     rng=random.Random(0))],
+                                                                    length=lambda w: len(w["in_cls"]),
+                                                                    rng=random.Random(0))],
     }
     real = sum(len(w["in_cls"]) for w in windows)
     seconds = {name: [] for name in ways}

@@ -120,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{ablation}")
     both = {r["input"]: r for r in rows if r["halves"] == "both"}
     print(f"targets: TAAD macro >= 0.38 ({both['taad']['macro_after']:.4f}), micro >= 0.55 "
-          f"({both['taad']['micro_after']:.4f}); DST never worse (macro {both['dst']['macro_after'] - both['dst']['macro_before']:+.4f}, "
+          f"({both['taad']['micro_after']:.4f}); DST never worse "
+          f"(macro {both['dst']['macro_after'] - both['dst']['macro_before']:+.4f}, "
           f"micro {both['dst']['micro_after'] - both['dst']['micro_before']:+.4f})")
     per_class = {name: {c: s.f1 for c, s in evaluate(outputs[name], gt).per_class.items()} for name in inputs}
     per_class_in = {name: {c: s.f1 for c, s in evaluate(inputs[name], gt).per_class.items()} for name in inputs}
@@ -150,7 +151,8 @@ def matched_noise(footpass: Path, pipeline, seeds: int) -> int:
         before, after = evaluate(noisy, gt), evaluate(pipeline.apply({"taad": noisy}), gt)
         rows.append((before.macro_f1, after.macro_f1, before.micro_f1, after.micro_f1))
     mean, sd = np.mean(rows, axis=0), np.std(rows, axis=0, ddof=1) if seeds > 1 else np.zeros(4)
-    print(f"games 18/24 ground truth corrupted by the fitted model, {seeds} seed(s): macro {mean[0]:.4f} +- {sd[0]:.4f} "
+    print(f"games 18/24 ground truth corrupted by the fitted model, {seeds} seed(s): "
+          f"macro {mean[0]:.4f} +- {sd[0]:.4f} "
           f"-> {mean[1]:.4f} +- {sd[1]:.4f}, micro {mean[2]:.4f} +- {sd[2]:.4f} -> {mean[3]:.4f} +- {sd[3]:.4f}")
     return 0
 

@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         if not (data / "videos" / "game_0.mp4").is_file():
             build(work, size, args.games, args.minutes, args.gop, args.texture, args.draws)
         rows = storage(data, size, args.clips)
-        print(f"| content | storage | kB / clip | decode ms / clip | mean abs error |\n|---|---|---|---|---|")
+        print("| content | storage | kB / clip | decode ms / clip | mean abs error |\n|---|---|---|---|---|")
         for r in rows:
             print(f"| {r['content']} | {r['storage']} | {r['kb_per_clip']:.1f} | {r['decode_ms_per_clip']:.1f} | "
                   f"{r['mean_abs_error']:.2f} |")

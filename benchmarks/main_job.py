@@ -78,7 +78,8 @@ def main(argv=None) -> int:
                   f"{row['micro_f1']:.4f} |")
     for name, history in result["histories"].items():
         if history:
-            print(f"\n{name}: calibration F1 per evaluation\n| epoch | step | macro F1 | micro F1 |\n|---:|---:|---:|---:|")
+            print(f"\n{name}: calibration F1 per evaluation\n"
+                  "| epoch | step | macro F1 | micro F1 |\n|---:|---:|---:|---:|")
             for h in history:
                 print(f"| {h['epoch']} | {h['step']} | {h.get('macro_f1', float('nan')):.4f} | "
                       f"{h.get('micro_f1', float('nan')):.4f} |")

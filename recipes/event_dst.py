@@ -297,7 +297,8 @@ class WindowBatches:
         from fpspot.data.event_windows import collate_windows, window_dataset
 
         shuffle_seed = self.seed * 100_003 + epoch * 1009 + self.rank + restart * 7_919
-        dataset = window_dataset(self.cfg.shard_dir, self.corruptor, shuffle=self.cfg.shuffle, shuffle_seed=shuffle_seed)
+        dataset = window_dataset(self.cfg.shard_dir, self.corruptor, shuffle=self.cfg.shuffle,
+                                 shuffle_seed=shuffle_seed)
         workers = self.cfg.num_workers
         if self.cfg.max_tokens <= 0:
             return iter(torch.utils.data.DataLoader(dataset, batch_size=self.batch_size, collate_fn=collate_windows,
@@ -470,7 +471,8 @@ def fit_taad_pipeline(model, gt, keys: list[str], params, cfg: "RecipeConfig", m
             truth[name], noisy[name] = gt.events[k], pred.events[k]
             scored[name] = _model_scored(model, pred.events[k], strength, cfg.eval, "replace")
     names = list(truth)
-    truth, noisy, scored = (PlayByPlay(kind, names, d) for kind, d in (("gt", truth), ("pred", noisy), ("pred", scored)))
+    truth, noisy, scored = (PlayByPlay(kind, names, d)
+                            for kind, d in (("gt", truth), ("pred", noisy), ("pred", scored)))
     thresholds = fit_thresholds(truth, scored, GATE_GRID, shrink=cfg.export.shrink, shared="micro")
     step = {"step": "event_dst", "input": "taad", "model": model_path, "strength": strength, "mode": "replace",
             "min_score": cfg.eval.min_score, "nms_window": cfg.eval.nms_window, "thresholds": thresholds}
@@ -572,7 +574,8 @@ def export_release(run_dir: Path, gt, keys: list[str], params, config: "RecipeCo
             ("pipeline_dst.yaml", "a clean spotter such as TAAD+DST", fit_dst_pipeline,
              DST_FITTED[exp.dst_thresholds].format(n=len(exp.dst_conditions), margin=exp.dst_margin))):
         pipe = fit(model, gt, keys, params, config, model_path)
-        header = PIPELINE_HEADER.format(input="taad", what=what, fitted=fitted, games=games, path=f"{model_path}/{file}")
+        header = PIPELINE_HEADER.format(input="taad", what=what, fitted=fitted, games=games,
+                                        path=f"{model_path}/{file}")
         pipe.save(out / file, header=header)
         print_fn(f"{file}: {pipe.steps[0]['thresholds']}; held-out {pipe.info['held_out']}")
     return out
@@ -599,7 +602,8 @@ def main(argv: list[str] | None = None) -> int:
     train_keys, held_keys = split_keys(gt, data.holdout_games)
     params = CorruptionParams.load(data.corruption or None)
     if config.export.model:  # no training: fit the pipelines of an existing model
-        release = export_release(Path(config.train.run_dir), gt, held_keys, params, config, model_dir=config.export.model)
+        release = export_release(Path(config.train.run_dir), gt, held_keys, params, config,
+                                 model_dir=config.export.model)
         print(f"release folder: {release} ({(time.perf_counter() - started) / 60:.1f} min)")
         return 0
     accelerator = make_accelerator(config.train)
@@ -637,7 +641,8 @@ def main(argv: list[str] | None = None) -> int:
     accelerator.wait_for_everyone()
     accelerator.print(f"done in {(time.perf_counter() - started) / 60:.1f} min: best {config.train.best_metric} "
                       f"{result.best_score} (epoch {trainer.state.best_epoch}); best model {result.best_dir}; "
-                      f"last metrics {json.dumps({k: v for k, v in result.last_metrics.items() if isinstance(v, float)})}")
+                      "last metrics "
+                      f"{json.dumps({k: v for k, v in result.last_metrics.items() if isinstance(v, float)})}")
     accelerator.end_training()
     return 0
 

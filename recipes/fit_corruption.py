@@ -17,7 +17,8 @@ predictions of one player and class closer than a spotter's NMS window, the scor
 parents, false positives inside their player's possession);
 ``--model DIR`` adds, per error kind, the mean keep probability an event DST gives them (how hard they are).
 
-    python recipes/fit_corruption.py --out /tmp/params.json --check-seeds 0 --structure --model recipes/pretrained/event_dst
+    python recipes/fit_corruption.py --out /tmp/params.json --check-seeds 0 --structure \\
+        --model recipes/pretrained/event_dst
 """
 
 from __future__ import annotations
@@ -102,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{row['real_recall']:7.3f} {row['corrupted_recall']:7.3f}")
     strengths = [float(x) for x in args.strengths.split(",") if x.strip()]
     for strength in strengths:
-        runs = [evaluate(corrupt_playbyplay(gt, params, seed, strength=strength), gt) for seed in range(args.check_seeds)]
+        runs = [evaluate(corrupt_playbyplay(gt, params, seed, strength=strength), gt)
+                for seed in range(args.check_seeds)]
         row = {"micro_f1_mean": float(np.mean([r.micro_f1 for r in runs])),
                "macro_f1_mean": float(np.mean([r.macro_f1 for r in runs])),
                "precision_mean": float(np.mean([r.overall.precision for r in runs])),

@@ -114,11 +114,11 @@ def test_track_pool_reads_frame_b_t_and_masks():
     expected = value[:, None, :].expand(batch, tracks, frames) * masks
     torch.testing.assert_close(pooled[..., 0], expected)
     # channel 1: the mean over the RoIAlign bins, checked against the loop statement
-    boxes = torch.cat([(torch.arange(batch)[:, None, None] * frames + torch.arange(frames)).expand(batch, tracks, frames)
-                       .unsqueeze(-1).float(), rois], dim=-1).reshape(-1, 5)
+    boxes = torch.cat([(torch.arange(batch)[:, None, None] * frames + torch.arange(frames))
+                       .expand(batch, tracks, frames).unsqueeze(-1).float(), rois], dim=-1).reshape(-1, 5)
     frames_first = features.permute(0, 2, 1, 3, 4).reshape(batch * frames, channels, 7, 11)
     reference = roi_align_loops(frames_first, boxes, (4, 2), 0.125).mean(dim=(2, 3)).reshape(batch, tracks, frames,
-                                                                                          channels)
+                                                                                             channels)
     torch.testing.assert_close(pooled.double(), reference * masks[..., None].double(), rtol=1e-5, atol=1e-5)
 
 
@@ -189,7 +189,8 @@ def test_missing_slots_form_their_own_cluster_and_graph_is_static_per_clip():
     t, m = rest // tracks, rest % tracks
     assert torch.equal(b[0], b[1]) and torch.equal(t[0], t[1])  # no edge across clips or frames
     for clip in range(batch):
-        per_frame = [sorted(zip(m[0][(b[0] == clip) & (t[0] == f)].tolist(), m[1][(b[0] == clip) & (t[0] == f)].tolist()))
+        per_frame = [sorted(zip(m[0][(b[0] == clip) & (t[0] == f)].tolist(),
+                                m[1][(b[0] == clip) & (t[0] == f)].tolist()))
                      for f in range(frames)]
         assert all(p == per_frame[0] for p in per_frame)  # static per clip
     clip0 = (b[0] == 0) & (t[0] == 0)

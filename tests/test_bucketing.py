@@ -14,6 +14,7 @@ from fpspot.data.corrupt import CorruptionParams
 from fpspot.data.event_windows import WindowCorruptor, cut_windows, write_window_shards
 from fpspot.data.footpass import read_playbyplay
 
+
 @pytest.fixture(scope="module")
 def gt(footpass_dir):
     return read_playbyplay(footpass_dir / "playbyplay_val_g18_g24.json", "gt")

@@ -33,7 +33,8 @@ def synthetic_gt(seed: int, halves: int = 6, events_per_half: int = 1500) -> Pla
             team = team if rng.random() < 0.8 else 1 - team
             replay = int(rng.random() < 0.06)
             box = 0 if replay else int(rng.random() < 0.88)
-            out.append(GTEvent(frame, team, int(rng.integers(1, 15)), int(rng.choice(8, p=CLASS_PRIOR)) + 1, box, replay))
+            out.append(GTEvent(frame, team, int(rng.integers(1, 15)), int(rng.choice(8, p=CLASS_PRIOR)) + 1,
+                               box, replay))
         keys.append(key)
         events[key] = out
     return PlayByPlay("gt", keys, events)
@@ -163,6 +164,7 @@ def test_refit_recovers_fitted_rates(params, synth):
     p, q = params.dup_rate[1], refit.dup_rate[1]
     n = refit.source["num_pred"]
     assert abs(q - p) <= 4 * math.sqrt(p / (n * CLASS_PRIOR[0])) + 0.03
+
     # jitter: same spread; score medians of detections ordered above ghosts as fitted
     def sd(h):
         o, w = np.asarray(h["offsets"]), np.asarray(h["probs"])

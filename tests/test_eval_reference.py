@@ -28,12 +28,14 @@ def _reference_rows(path) -> dict[str, list[int]]:
 
 @pytest.mark.parametrize("model", ["TAAD", "DST"])
 def test_reproduces_official_counts(footpass_dir, model):
-    report = evaluate(footpass_dir / f"playbyplay_{model}_val_g18_g24.json", footpass_dir / "playbyplay_val_g18_g24.json")
+    report = evaluate(footpass_dir / f"playbyplay_{model}_val_g18_g24.json",
+                      footpass_dir / "playbyplay_val_g18_g24.json")
     reference = _reference_rows(footpass_dir / f"reference_eval_{model}_val_g18_g24.txt")
     assert set(reference) == {*ACTION_CLASSES, "OVERALL"}
     for name, stats in [*report.per_class.items(), ("OVERALL", report.overall)]:
         ours = [stats.tp, stats.fp, stats.fn, stats.gt]
-        for counts in (stats.tp_split, {s: stats.gt_split[s] - stats.tp_split[s] for s in stats.gt_split}, stats.gt_split):
+        for counts in (stats.tp_split, {s: stats.gt_split[s] - stats.tp_split[s] for s in stats.gt_split},
+                       stats.gt_split):
             ours += [counts[s] for s in ("bb", "noBB", "rep", "live")]
         assert ours == reference[name], name
     micro, macro = README_FIGURES[model]
@@ -43,7 +45,8 @@ def test_reproduces_official_counts(footpass_dir, model):
 
 @pytest.mark.parametrize("model", ["TAAD", "DST"])
 def test_printed_table_is_the_official_one(footpass_dir, model):
-    report = evaluate(footpass_dir / f"playbyplay_{model}_val_g18_g24.json", footpass_dir / "playbyplay_val_g18_g24.json")
+    report = evaluate(footpass_dir / f"playbyplay_{model}_val_g18_g24.json",
+                      footpass_dir / "playbyplay_val_g18_g24.json")
     reference = (footpass_dir / f"reference_eval_{model}_val_g18_g24.txt").read_text().strip()
     assert reference in report.table()
 
@@ -62,7 +65,8 @@ def test_matches_plain_spec_loop(footpass_dir):
 def test_cli_prints_figures_and_writes_json_and_plot(footpass_dir, tmp_path, capsys):
     out_json, out_png = tmp_path / "m.json", tmp_path / "m.png"
     code = cli_main(["evaluate", str(footpass_dir / "playbyplay_DST_val_g18_g24.json"),
-                     str(footpass_dir / "playbyplay_val_g18_g24.json"), "--json", str(out_json), "--plot", str(out_png)])
+                     str(footpass_dir / "playbyplay_val_g18_g24.json"), "--json", str(out_json),
+                     "--plot", str(out_png)])
     assert code == 0
     printed = capsys.readouterr().out
     assert "Micro F1: 0.699" in printed and "macro F1 0.4762" in printed and "micro F1 0.6995" in printed
@@ -70,7 +74,8 @@ def test_cli_prints_figures_and_writes_json_and_plot(footpass_dir, tmp_path, cap
     assert set(metrics["micro"]) >= {"precision", "recall", "f1", "tp", "fp", "fn", "gt"}
     assert metrics["micro"]["tp"] == 2637 and metrics["micro"]["fp"] == 1048
     assert set(metrics["per_class"]) == set(ACTION_CLASSES)
-    assert all({"precision", "recall", "f1", "tp", "fp", "fn", "gt", "ap"} <= set(v) for v in metrics["per_class"].values())
+    assert all({"precision", "recall", "f1", "tp", "fp", "fn", "gt", "ap"} <= set(v)
+               for v in metrics["per_class"].values())
     assert set(metrics["per_half"]) == {"game_18_H1", "game_18_H2", "game_24_H1", "game_24_H2"}
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -123,7 +123,8 @@ def test_denoise_half_keeps_valid_events(tmp_path):
     # per-class thresholds: the events at or above their class's cut survive, rescaled onto [0.15, 1]
     cuts = {c: float(np.quantile(details["score"], q)) for c, q in zip(range(1, 9), np.linspace(0.2, 0.8, 8))}
     gated = denoise_half(model, inputs, strength=1.0, min_score=0.0, nms_window=0, thresholds=cuts)
-    expected = sorted(details["score"][i] for i in range(len(inputs)) if details["score"][i] >= cuts[int(details["cls"][i])])
+    expected = sorted(details["score"][i] for i in range(len(inputs))
+                      if details["score"][i] >= cuts[int(details["cls"][i])])
     assert len(gated) == len(expected)
     assert sorted(e.score for e in gated) == pytest.approx(sorted(
         0.15 + 0.85 * (s - cuts[int(details["cls"][i])]) / (1 - cuts[int(details["cls"][i])])

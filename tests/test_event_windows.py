@@ -147,7 +147,8 @@ def test_per_input_targets_name_the_clean_event(gt):
             kept += 1
             assert kind in ("detected", "wrong_jersey", "wrong_class", "wrong_team")
             team, shirt = tok["players"][tok["in_tgt_player"][i]]
-            event = (int(tok["in_frame"][i] + tok["in_tgt_offset"][i]), int(team), int(shirt), int(tok["in_tgt_cls"][i]))
+            event = (int(tok["in_frame"][i] + tok["in_tgt_offset"][i]), int(team), int(shirt),
+                     int(tok["in_tgt_cls"][i]))
             assert event in clean or event in flipped
             swapped += event not in clean
             assert tok["player_known"][tok["in_tgt_player"][i]]

@@ -28,6 +28,7 @@ from fpspot.infer.api import (  # noqa: E402
 from fpspot.infer.sources import dataset_halves  # noqa: E402
 from fpspot.models import ModelLoadError  # noqa: E402
 
+
 @pytest.fixture(autouse=True, scope="module")
 def one_thread_and_test_model():
     """One intra-op thread (the tests are small; avoids oversubscribing the cores under xdist) and the test

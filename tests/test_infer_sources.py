@@ -34,7 +34,7 @@ def test_halves_of_splits_and_keys(synth):
     assert [h.split for h in every] == ["train", "train", "val", "val"]
     val = dataset_halves(synth, split="val", frame_hw=SYNTH_HW)
     assert [h.key for h in val] == ["game_1_H1", "game_1_H2"]
-    assert dataset_halves(synth, split=["val", "train"]) [0].key == "game_1_H1"
+    assert dataset_halves(synth, split=["val", "train"])[0].key == "game_1_H1"
     picked = dataset_halves(synth, keys=["game_1_H2", "game_0_H1"])
     assert [h.key for h in picked] == ["game_1_H2", "game_0_H1"]
     tables = read_tactical(DatasetLayout(synth).tactical("val"))

@@ -76,7 +76,8 @@ def test_committed_pipeline_applies_and_keeps_every_key(footpass_dir, tmp_path):
     config = REPO / "recipes" / "configs" / "post_footpass_val.yaml"
     dst = read_playbyplay(footpass_dir / DST)
     extra = tmp_path / "dst_extra_key.json"  # an input half with no events must stay in the output
-    write_playbyplay(extra, {"keys": dst.keys + ["game_47_H1"], "events": {**dst.to_json()["events"], "game_47_H1": []}})
+    write_playbyplay(extra, {"keys": dst.keys + ["game_47_H1"],
+                             "events": {**dst.to_json()["events"], "game_47_H1": []}})
     out = tmp_path / "out.json"
     assert main(["post", "--config", str(config), "--pred", f"taad={footpass_dir / TAAD}", f"dst={extra}",
                  "--out", str(out)]) == 0

@@ -92,7 +92,7 @@ def test_greedy_nms_1d_matches_brute_force():
                 alive = [i for i in alive[1:] if abs(time[i] - time[i0]) > 10]
         # equal (row, time, score) duplicates are interchangeable: compare the kept (row, time, score) sets
         assert sorted(zip(row[keep], time[keep], score[keep])) == sorted(zip(row[expected], time[expected],
-                                                                            score[expected]))
+                                                                             score[expected]))
 
 
 def test_event_fields_scores_and_jerseys():

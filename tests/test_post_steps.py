@@ -125,9 +125,11 @@ def test_logit_ensemble_recovers_events_each_model_misses():
     from fpspot.post.peaks import logits_to_events
 
     jerseys = np.tile(np.arange(26)[:, None] % 13 + 1, (1, 400))
+
     def hits(events):
         return sum(any(e.cls == c and e.team == s // 13 and e.shirt == s % 13 + 1 and abs(e.frame - f) <= 3
                        and e.score >= 0.5 for e in events) for c, s, f in truth)
+
     def fps(events):
         return sum(e.score >= 0.5 for e in events) - hits(events)
     single = [fps(logits_to_events(x, jerseys)) for x in models]
@@ -147,7 +149,7 @@ def test_refine_with_logits_moves_events_to_the_peak():
     jerseys = np.tile(np.arange(26)[:, None] % 13 + 4, (1, 200))  # slot s -> shirt s % 13 + 4: slot 4 -> 8
     logits = {"game_1_H1": HalfLogits(_peak_logits(90.0), jerseys, start_frame=1000)}
     pbp = PlayByPlay("pred", ["game_1_H1", "game_1_H2"], {"game_1_H1": [Prediction(1093, 0, 8, 2, 0.7),
-                                                                          Prediction(1050, 1, 99, 2, 0.5)]})
+                                                                        Prediction(1050, 1, 99, 2, 0.5)]})
     out = refine_with_logits(pbp, logits, radius=4)
     assert out.events["game_1_H1"] == [Prediction(1090, 0, 8, 2, 0.7), Prediction(1050, 1, 99, 2, 0.5)]
     assert out.keys == ["game_1_H1", "game_1_H2"] and out.events["game_1_H2"] == []

@@ -96,7 +96,8 @@ def test_gnn_focal_loss_gamma_schedule_and_no_mask(gnn):
     torch.testing.assert_close(gnn.compute_loss({"logits": logits}, batch)["loss"], expected(1.25))
     # unmasked as the baseline: labels of masked elements count
     relabelled = dict(batch, labels=torch.where(batch["masks"].bool(), labels, 3))
-    assert gnn.compute_loss({"logits": logits}, relabelled)["loss"] != gnn.compute_loss({"logits": logits}, batch)["loss"]
+    assert (gnn.compute_loss({"logits": logits}, relabelled)["loss"]
+            != gnn.compute_loss({"logits": logits}, batch)["loss"])
     gnn.set_epoch(0)
 
 

@@ -114,6 +114,7 @@ def test_warmup_reaches_full_rate_and_decays_by_epoch():
     assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([1e-4, 5e-6])
     schedule.set_epoch(3)
     assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-5)
+
     # the baseline's bug froze the factor at 0.14 (spec 2.3); this schedule reaches 1 after warmup_steps
     def fresh():
         return torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)

@@ -41,5 +41,5 @@ def run(args: argparse.Namespace) -> int:
                  device=args.device, output=args.out, scheme=args.scheme, logits_dir=args.logits_dir,
                  logits_h5=args.logits_h5, show_progress=not args.no_progress)
     process_state().print(f"wrote {len(pred)} events for {len(pred.keys)} halves to {args.out} "
-                         f"in {time.perf_counter() - began:.1f} s")
+                          f"in {time.perf_counter() - began:.1f} s")
     return 0

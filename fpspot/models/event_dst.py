@@ -86,8 +86,8 @@ from fpspot.models.blocks.seq2seq import InputFusion, Seq2Seq, SinusoidalPositio
 from fpspot.models.zoo import register_model
 from fpspot.schema import NUM_ACTIONS, NUM_CLASSES
 
-INPUT_KEYS = ("in_cls", "in_score", "in_features", "in_frame", "in_player", "in_player_id", "in_mask", "players", "player_known",
-              "player_id", "player_mask", "strength")
+INPUT_KEYS = ("in_cls", "in_score", "in_features", "in_frame", "in_player", "in_player_id", "in_mask",
+              "players", "player_known", "player_id", "player_mask", "strength")
 TARGET_KEYS = ("in_keep", "in_tgt_cls", "in_tgt_player", "in_tgt_offset")
 NUM_FEATURES = NUM_ACTIONS + 3
 MATCH_WINDOW = 12  # the official matcher's delta
@@ -183,7 +183,8 @@ class EventDST(SpotterModel):
         allowed = (batch["player_known"].bool() & batch["player_mask"].bool())[:, None, :]
         scores = scores.masked_fill(~allowed, NOT_A_PLAYER)
         own_cls = F.one_hot((batch["in_cls"].long() - 1).clamp(0, NUM_ACTIONS - 1), NUM_ACTIONS).to(own.dtype)
-        return {"keep_logit": self.keep_head(hidden)[..., 0], "cls_logits": self.cls_head(hidden) + own[..., 1:] * own_cls,
+        return {"keep_logit": self.keep_head(hidden)[..., 0],
+                "cls_logits": self.cls_head(hidden) + own[..., 1:] * own_cls,
                 "player_logits": scores, "offset_logits": self.offset_head(hidden)}
 
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:

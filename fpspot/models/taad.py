@@ -195,4 +195,3 @@ class TAAD(ClipSpotter):
 
 
 __all__ = ["TAAD", "ClipSpotter", "normalise_video"]
-

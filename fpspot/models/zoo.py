@@ -95,7 +95,8 @@ def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], source: s
         lines = [f"{source}: the weights do not fit {type(model).__name__}"]
         for title, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes)):
             if items:
-                lines.append(f"  {title} ({len(items)}): " + ", ".join(items[:20]) + (" ..." if len(items) > 20 else ""))
+                lines.append(f"  {title} ({len(items)}): " + ", ".join(items[:20])
+                             + (" ..." if len(items) > 20 else ""))
         raise ModelLoadError("\n".join(lines))
     model.load_state_dict(state, strict=True)
 

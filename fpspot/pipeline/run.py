@@ -68,7 +68,7 @@ def run_pipeline(config: PipelineConfig, with_dst: bool = True) -> dict:
     if state.is_main_process:
         run.root.mkdir(parents=True, exist_ok=True)
         save_config(config, run.config_file, header=f"resolved config of the run {config.name} "
-                                                      f"({time.strftime('%Y-%m-%d %H:%M:%S')})")
+                    f"({time.strftime('%Y-%m-%d %H:%M:%S')})")
     state.print(f"run directory {run.root} ({state.num_processes} process(es), {state.device})")
     train, calib, evals = half_sets(config, run)
     scored = evals + ([train] if config.eval.train_split else [])

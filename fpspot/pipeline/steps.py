@@ -372,7 +372,8 @@ def fit_post(section: PostSection, models: Sequence[str], calib: HalfSet | None,
     else:
         chosen = primary or names[-1]
         pipeline = Pipeline(names, [], chosen, {"fitted_on": [], "primary": chosen})
-        header = f"No post-processing fitted (no calibration halves or post.fit: false): the {chosen} events as they are"
+        header = ("No post-processing fitted (no calibration halves or post.fit: false): "
+                  f"the {chosen} events as they are")
     pipeline.save(run.post_pipeline, header=header)
     return pipeline
 

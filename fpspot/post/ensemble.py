@@ -19,7 +19,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from fpspot.data.footpass import PlayByPlay
 from fpspot.post.peaks import as_numpy_logits
 from fpspot.schema import Prediction
 

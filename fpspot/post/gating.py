@@ -82,8 +82,8 @@ def fit_thresholds(ground_truth: PlayByPlay, predictions: PlayByPlay, grid=DEFAU
     """Per-class thresholds fitted to maximise each class's F1, shrunk toward a shared threshold.
 
     ``shared``: the shared threshold, or how it is chosen: ``"macro"`` (max of the mean per-class F1 with
-    one threshold for all) or ``"micro"`` (max of the micro F1). ``shrink``: ground-truth count at which a class's own optimum gets half the weight
-    (0 = no shrinkage). Returns ``{class name: threshold}`` (rounded to 0.01).
+    one threshold for all) or ``"micro"`` (max of the micro F1). ``shrink``: ground-truth count at which a class's own
+    optimum gets half the weight (0 = no shrinkage). Returns ``{class name: threshold}`` (rounded to 0.01).
     """
     curves = threshold_curves(ground_truth, predictions, grid, delta)
     f1 = curves.f1()

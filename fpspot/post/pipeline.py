@@ -232,13 +232,15 @@ class Pipeline:
         """
         missing = [n for n in self.inputs if n not in streams]
         if missing:
-            raise PipelineError(f"pipeline needs input(s) {', '.join(missing)}; got {', '.join(sorted(streams)) or 'none'}")
+            raise PipelineError(f"pipeline needs input(s) {', '.join(missing)}; "
+                                f"got {', '.join(sorted(streams)) or 'none'}")
         state: dict[str, Stream] = dict(streams)
         for i, step in enumerate(self.steps):
             params = {k: v for k, v in step.items() if k != "step"}
             fn = STEPS.get(step["step"])
             if fn is None:
-                raise PipelineError(f"steps[{i}]: unknown step {step['step']!r}; known steps: {', '.join(sorted(STEPS))}")
+                raise PipelineError(f"steps[{i}]: unknown step {step['step']!r}; "
+                                    f"known steps: {', '.join(sorted(STEPS))}")
             try:
                 inspect.signature(fn).bind(state, **params)
             except TypeError as err:

@@ -219,4 +219,3 @@ class TrackPool(nn.Module):
 
 
 __all__ = ["TrackPool", "roi_align", "roi_align_torch"]
-

@@ -333,7 +333,8 @@ def load_pytorchvideo_x3d(model: X3D, path: str | os.PathLike) -> X3D:
         lines = [f"{os.fspath(path)}: the checkpoint does not fit X3D {model.variant!r}"]
         for title, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes)):
             if items:
-                lines.append(f"  {title} ({len(items)}): " + ", ".join(items[:20]) + (" ..." if len(items) > 20 else ""))
+                lines.append(f"  {title} ({len(items)}): " + ", ".join(items[:20])
+                             + (" ..." if len(items) > 20 else ""))
         raise X3DWeightsError("\n".join(lines))
     model.load_state_dict(state, strict=True)
     return model
