@@ -272,6 +272,66 @@ def test_fresh_start_refuses_a_run_folder_with_checkpoints(reference_run):
         trainer.fit()
 
 
+# ----------------------------------------------------------------------------------- weight average
+
+
+@pytest.fixture(scope="module")
+def ema_run(tmp_path_factory):
+    """The reference run with ``ema_decay=0.7``, recording the trained weights after every optimizer step."""
+    reset_accelerate()
+    run_dir = tmp_path_factory.mktemp("ema") / "run"
+    trained = []
+    trainer, result = _fit(run_dir, ema_decay=0.7, on_step_end=lambda t: trained.append(_state(t.unwrapped_model)))
+    average = _state(trainer.ema.module)
+    loss_of_average = validation_loss(trainer.ema.module, make_clips(18, seed=99))
+    loss_of_trained = validation_loss(trainer.unwrapped_model, make_clips(18, seed=99))
+    reset_accelerate()
+    return run_dir, result, trained, average, (loss_of_average, loss_of_trained)
+
+
+def test_weight_average_is_the_warmed_up_ema_of_the_steps_and_is_evaluated_and_exported(ema_run, reference_run):
+    run_dir, result, trained, average, (loss_of_average, loss_of_trained) = ema_run
+    assert len(trained) == result.global_step == 12
+    # the trained weights are those of the run without the average: it only watches
+    assert all(torch.equal(trained[-1][k], reference_run[2][k]) for k in trained[-1])
+    expected = {k: v.clone() for k, v in trained[0].items()}  # the first update copies
+    for n, weights in enumerate(trained[1:], start=1):
+        decay = min(0.7, (1 + n) / (10 + n))
+        for k, v in weights.items():
+            expected[k] = expected[k] * decay + v * (1 - decay) if v.is_floating_point() else v.clone()
+    for k, v in expected.items():
+        assert torch.allclose(average[k], v, rtol=1e-5, atol=1e-6), k
+    assert not torch.allclose(average["classifier.weight"], trained[-1]["classifier.weight"])
+    # evaluate() got the average, and best/ and final/ hold it
+    assert result.history[-1]["val_loss"] == pytest.approx(loss_of_average, rel=1e-6)
+    assert loss_of_average != pytest.approx(loss_of_trained, rel=1e-6)
+    final = load_file(str(run_dir / "final" / "model.safetensors"))
+    assert all(torch.equal(final[k], average[k]) for k in average)
+    assert (run_dir / "checkpoints" / "step_000012" / "ema.safetensors").is_file()
+
+
+def test_weight_average_resumes_exactly_after_a_kill(ema_run, tmp_path):
+    average = ema_run[3]
+    run_dir = tmp_path / "run"
+
+    def kill_at_step_9(trainer):
+        if trainer.global_step == 9:
+            raise KeyboardInterrupt("simulated kill after step 9")
+
+    with pytest.raises(KeyboardInterrupt):
+        _fit(run_dir, ema_decay=0.7, on_step_end=kill_at_step_9)
+    trainer, result = _fit(run_dir, ema_decay=0.7, model_seed=123)  # resumes from step 8
+    assert result.global_step == 12 and int(trainer.ema.n_averaged) == 12
+    resumed = _state(trainer.ema.module)
+    assert all(torch.equal(resumed[k], average[k]) for k in average), \
+        max((resumed[k].float() - average[k].float()).abs().max().item() for k in average)
+
+
+def test_weight_average_decay_out_of_range_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"ema_decay: must be in \[0, 1\)"):
+        TrainConfig(ema_decay=1.0)
+
+
 # ----------------------------------------------------------------------------------------- NaN loss
 
 

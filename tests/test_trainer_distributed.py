@@ -5,6 +5,9 @@ Each run must split the data (the two processes train on disjoint samples of eve
 parameters of one process trained on the same global batches in the same order (``tests/scripts/
 tiny_spotter.py``: per-process batch 4 vs one process with batch 8, accumulation 2, two epochs).
 
+Both runs also keep a weight average (``train.ema_decay``): each process updates its own copy from the same
+parameters, so the exported average must match one process's too.
+
 Tolerance: 1e-6 absolute on parameters of magnitude ~1 (measured: 3e-8 for DDP, 1.5e-8 for ZeRO-2); what
 differs is only the float summation order of the gradient (two per-process means averaged vs one mean over 8
 samples).
@@ -41,7 +44,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.distributed]
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "tests" / "scripts" / "tiny_spotter.py"
-EXACT = ["model.norm=group", "model.dropout=0"]
+EXACT = ["model.norm=group", "model.dropout=0", "train.ema_decay=0.7"]
 TOLERANCE = 1e-6
 
 
@@ -98,6 +101,15 @@ def _assert_same_parameters(params: dict[str, torch.Tensor], reference: dict[str
     assert trained > 1e-2  # the runs trained: agreeing to 1e-6 is not agreeing on untouched weights
 
 
+def _assert_same_average(out: Path, reference_out: Path) -> None:
+    """``final/`` holds the weight average (``train.ema_decay``): the same as one process's, not the trained
+    weights."""
+    average = load_file(str(out / "run" / "final" / "model.safetensors"))
+    _assert_same_parameters(average, load_file(str(reference_out / "run" / "final" / "model.safetensors")))
+    trained = load_file(str(out / "params.safetensors"))
+    assert max((average[k] - trained[k]).abs().max().item() for k in trained) > 100 * TOLERANCE
+
+
 def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path):
     info = _launch("cpu.yaml", tmp_path / "ddp", EXACT)  # freeze_backbone_epochs=1 (script default)
     assert info["world_size"] == 2 and info["distributed_type"] == "DistributedType.MULTI_CPU"
@@ -109,6 +121,7 @@ def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path):
     _assert_same_parameters(params, reference)
     best = load_file(str(tmp_path / "ddp" / "run" / "best" / "model.safetensors"))
     assert best.keys() == params.keys()
+    _assert_same_average(tmp_path / "ddp", tmp_path / "one")
 
 
 def test_deepspeed_zero2_on_two_cpu_processes_matches_one_process(tmp_path):
@@ -120,6 +133,7 @@ def test_deepspeed_zero2_on_two_cpu_processes_matches_one_process(tmp_path):
     _assert_split(tmp_path / "zero2")
     reference = _single_process(tmp_path / "one", overrides)
     _assert_same_parameters(load_file(str(tmp_path / "zero2" / "params.safetensors")), reference)
+    _assert_same_average(tmp_path / "zero2", tmp_path / "one")
     checkpoint = tmp_path / "zero2" / "run" / "checkpoints" / "step_000006"
     assert (checkpoint / "trainer_state.json").is_file() and (checkpoint / "pytorch_model").is_dir()
     rng_files = {p.name for p in checkpoint.glob("random_states_*.pkl")}

@@ -78,7 +78,10 @@ class TrainConfig:
         ``decay_epochs`` (``[10, 20]``: after 10 and after 20 completed epochs, as the baseline);
         ``freeze_backbone_epochs`` first epochs with the backbone run without gradients (its BatchNorm
         statistics still update); ``clip_grad_norm`` maximum global gradient norm (0: no clipping; the
-        baseline does not clip); ``max_steps`` stops after that many optimizer steps (0: no limit).
+        baseline does not clip); ``max_steps`` stops after that many optimizer steps (0: no limit);
+        ``ema_decay``: keep an exponential moving average of the weights (decay warmed up as
+        ``min(ema_decay, (1 + n) / (10 + n))`` after ``n`` steps; :mod:`fpspot.train.ema`) and evaluate and
+        export it instead of the trained weights (0: off; not with DeepSpeed ZeRO-3).
     Precision and memory
         ``mixed_precision``: ``"auto"`` (the launcher's ``fp16``/``bf16`` if it sets one, else bf16 on a
         CUDA device that supports it, fp16 on other CUDA devices, full fp32 on CPU), ``"no"``, ``"fp16"``,
@@ -110,6 +113,7 @@ class TrainConfig:
     freeze_backbone_epochs: int = 2
     clip_grad_norm: float = 0.0
     max_steps: int = 0
+    ema_decay: float = 0.0
     mixed_precision: Literal["auto", "no", "fp16", "bf16"] = "auto"
     grad_checkpointing: bool | None = None
     class_weights: Literal["none", "baseline", "inv_freq", "sqrt_inv_freq"] = "baseline"
@@ -137,6 +141,8 @@ class TrainConfig:
         for name in non_negative + ("lr_head", "lr_backbone", "weight_decay", "clip_grad_norm"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}: must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.ema_decay < 1:
+            raise ConfigError(f"ema_decay: must be in [0, 1) (0 = no weight average), got {self.ema_decay}")
         if not 0 < self.decay_gamma <= 1:
             raise ConfigError(f"decay_gamma: must be in (0, 1], got {self.decay_gamma}")
         if any(e < 0 for e in self.decay_epochs):

@@ -26,7 +26,9 @@ What one optimizer step does: ``grad_accum`` micro-batches under ``accelerator.a
 partial group of an epoch is stepped too, its gradient scaled by ``k / grad_accum`` as Accelerate does at
 the end of a dataloader), the loss taken from ``model(batch)["loss"]`` (the model computes it, so DDP and
 DeepSpeed wrap the whole step), gradient clipping at ``clip_grad_norm`` (DeepSpeed: the config's
-``gradient_clipping``, filled from it), AdamW and the warmup / step-decay schedule.
+``gradient_clipping``, filled from it), AdamW and the warmup / step-decay schedule; with ``ema_decay`` the
+weight average (:mod:`fpspot.train.ema`) is updated after it, and the average, not the trained weights, is what
+``evaluate`` receives and what ``best/`` and ``final/`` hold.
 
 Per epoch: the global RNGs are reseeded from ``(seed, epoch, process)``, then ``model.set_epoch(epoch)``,
 ``model.set_backbone_frozen(epoch < freeze_backbone_epochs)`` (DDP then runs with
@@ -40,6 +42,7 @@ Run folder (``config.run_dir``)::
     checkpoints/step_000500/          accelerator.save_state (model.safetensors, optimizer, scheduler, RNG
                                       states per process, DeepSpeed shards) + trainer_state.json (epoch,
                                       batches done in it, optimizer steps, best score, evaluation history)
+                                      + ema.safetensors (the weight average, with ema_decay)
     best/                             save_pretrained of the best model + metrics.json
     final/                            save_pretrained of the last model
 
@@ -92,6 +95,7 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from fpspot.train.class_weights import format_class_weights
 from fpspot.train.config import ConfigError, TrainConfig, flat_config, save_config
+from fpspot.train.ema import EMA_FILE, build_ema, load_ema, save_ema
 from fpspot.utils.atomic import atomic_open
 
 TrainData = Callable[[int], Iterable[Mapping[str, Any]]]
@@ -484,15 +488,29 @@ class Trainer:
 
         if accelerator.distributed_type == DistributedType.DEEPSPEED:
             _fill_deepspeed(accelerator, config)
+        self.ema = None
+        if config.ema_decay > 0:
+            if _is_zero3(accelerator):
+                raise ValueError("train.ema_decay: the weight average needs every parameter on every process, "
+                                 "and DeepSpeed ZeRO-3 shards them; use ZeRO-1/2 or ema_decay: 0")
+            self.ema = build_ema(model, config.ema_decay)  # before prepare: a copy of the plain module
         # only model, optimizer and schedule: the loaders split the data by process themselves
         prepared = accelerator.prepare(model, optimizer, self.scheduler)
         self.model, self.optimizer, self.prepared_scheduler = prepared
+        if self.ema is not None:
+            self.ema.to(accelerator.device)
 
     # ------------------------------------------------------------------------------------ properties
 
     @property
     def unwrapped_model(self) -> torch.nn.Module:
         return self.accelerator.unwrap_model(self.model)
+
+    @property
+    def evaluated_model(self) -> torch.nn.Module:
+        """The model ``evaluate`` receives and the exports hold: the weight average with ``ema_decay``, else
+        :attr:`unwrapped_model`."""
+        return self.ema.module if self.ema is not None else self.unwrapped_model
 
     @property
     def global_step(self) -> int:
@@ -527,6 +545,9 @@ class Trainer:
             self.state = TrainState.load(resume_dir)
             self._warn_if_changed(resume_dir)
             acc.load_state(str(resume_dir))
+            if self.ema is not None and not load_ema(self.ema, resume_dir):
+                acc.print(f"warning: {resume_dir} has no {EMA_FILE} (written without train.ema_decay): the "
+                          "weight average starts from the resumed weights")
             rng_after_load = _rng_snapshot() if self.state.batches_done > 0 else None
             self._last_saved_step = self.state.global_step
             acc.print(f"resumed from {resume_dir} (epoch {self.state.epoch + 1}, "
@@ -655,6 +676,8 @@ class Trainer:
                     self.optimizer.step()
                     if acc.sync_gradients and not acc.optimizer_step_was_skipped:
                         self.prepared_scheduler.step()
+                        if self.ema is not None:
+                            self.ema.update_parameters(self.unwrapped_model)
                     self.optimizer.zero_grad(set_to_none=True)
                 batch_index += 1
                 bar.update(1)
@@ -779,13 +802,14 @@ class Trainer:
         from accelerate.utils import broadcast_object_list
 
         acc, cfg = self.accelerator, self.config
-        model = self.unwrapped_model
+        model = self.evaluated_model
         model.eval()
         try:
             with torch.no_grad():
                 metrics = dict(self.evaluate(model))
         finally:
-            model.train()
+            if self.ema is None:  # the average stays in eval mode
+                model.train()
         flat = _flatten(metrics)
         if cfg.best_metric not in flat or not isinstance(flat[cfg.best_metric], float):
             raise KeyError(f"evaluate() returned no number {cfg.best_metric!r} (config best_metric); "
@@ -813,7 +837,7 @@ class Trainer:
         if acc.is_main_process:
             tmp = directory.with_name(f".{directory.name}.tmp")
             shutil.rmtree(tmp, ignore_errors=True)
-            model = self.unwrapped_model
+            model = self.evaluated_model
             if state_dict is not None:  # the live module only holds this process's shard: save a full copy
                 model = type(model)(**model.config)
                 model.load_state_dict(state_dict)
@@ -867,6 +891,8 @@ class Trainer:
             self.state.num_processes = acc.num_processes
             self.state.batch_size, self.state.grad_accum = self.config.batch_size, self.config.grad_accum
             self.state.save(tmp)
+            if self.ema is not None:
+                save_ema(self.ema, tmp)
             _replace_dir(tmp, final)
             for old in list_checkpoints(self.run_dir)[:-self.config.checkpoint_keep]:
                 shutil.rmtree(old, ignore_errors=True)
