@@ -5,8 +5,11 @@
   sequential decoding; a jump further than ``seek_threshold`` frames seeks to the previous keyframe first.
   Errors name the video (and the half or clip when the caller passes ``name``) and the frame.
 * :class:`VideoWriter` writes ``(H, W, 3)`` uint8 frames to an mp4 at 25 fps with fixed encoder settings
-  (``libx264`` when available, else ``mpeg4``; bit-exact flags, one thread), so the same frames give the same
-  bytes. It writes a temporary file and renames it.
+  (``libx264`` when available, else ``mpeg4``; bit-exact flags, one thread). It writes a temporary file and
+  renames it. The same frames do not always give the same bytes with libx264 (PyAV 18.1's wheels): when other
+  processes load the CPU, a clip now and then comes out different from one encode to the next, although every
+  encoder thread setting is 1 (``benchmarks/encode_determinism.py``, BENCHMARKS.md; mpeg4 showed no difference).
+  The shards of two runs can therefore differ in a few clips.
 * :func:`encode_clip` / :func:`decode_clip`: a short clip to and from mp4 bytes in memory (the frame storage
   of the shards, see :mod:`fpspot.data.shards`); decoding can write into a given array (a slot of a batch)
   and run a per-frame transform instead of the plain conversion (the loader's fused augmentation).
