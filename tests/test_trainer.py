@@ -62,6 +62,12 @@ def _fit(run_dir: Path, *, on_step_end=None, nan_at=None, model_seed: int = 0, n
     return trainer, trainer.fit()
 
 
+def _kill_after_step_9(trainer) -> None:
+    """``on_step_end`` that interrupts the run after optimizer step 9 (mid-epoch 2), as a kill would."""
+    if trainer.global_step == 9:
+        raise KeyboardInterrupt("simulated kill after step 9")
+
+
 def _state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
@@ -217,12 +223,8 @@ def test_resume_after_kill_matches_uninterrupted_run(reference_run, tmp_path):
     ref_dir, ref_result, ref_state = reference_run
     run_dir = tmp_path / "run"
 
-    def kill_at_step_9(trainer):
-        if trainer.global_step == 9:
-            raise KeyboardInterrupt("simulated kill after step 9")
-
     with pytest.raises(KeyboardInterrupt):
-        _fit(run_dir, on_step_end=kill_at_step_9)
+        _fit(run_dir, on_step_end=_kill_after_step_9)
     assert [p.name for p in list_checkpoints(run_dir)] == ["step_000006", "step_000008"]
     # resume from step 8 (mid-epoch 2) with a differently initialised model: load_state replaces everything
     trainer, result = _fit(run_dir, model_seed=123)
@@ -248,12 +250,8 @@ def test_resume_passes_start_batch_to_loaders_that_take_it(reference_run, tmp_pa
     ref_state = reference_run[2]
     run_dir = tmp_path / "run"
 
-    def kill_at_step_9(trainer):
-        if trainer.global_step == 9:
-            raise KeyboardInterrupt("simulated kill after step 9")
-
     with pytest.raises(KeyboardInterrupt):
-        _fit(run_dir, on_step_end=kill_at_step_9, source_cls=StartBatchSource)
+        _fit(run_dir, on_step_end=_kill_after_step_9, source_cls=StartBatchSource)
     StartBatchSource.calls = []
     trainer, result = _fit(run_dir, model_seed=123, source_cls=StartBatchSource)
     resumed_epoch, start = StartBatchSource.calls[0]
@@ -314,12 +312,8 @@ def test_weight_average_resumes_exactly_after_a_kill(ema_run, tmp_path):
     average = ema_run[3]
     run_dir = tmp_path / "run"
 
-    def kill_at_step_9(trainer):
-        if trainer.global_step == 9:
-            raise KeyboardInterrupt("simulated kill after step 9")
-
     with pytest.raises(KeyboardInterrupt):
-        _fit(run_dir, ema_decay=0.7, on_step_end=kill_at_step_9)
+        _fit(run_dir, ema_decay=0.7, on_step_end=_kill_after_step_9)
     trainer, result = _fit(run_dir, ema_decay=0.7, model_seed=123)  # resumes from step 8
     assert result.global_step == 12 and int(trainer.ema.n_averaged) == 12
     resumed = _state(trainer.ema.module)
