@@ -100,30 +100,6 @@ def encode_bare_x264(frames: np.ndarray) -> bytes:
     return b"".join(packets)
 
 
-def encode_x264_mp4(frames: np.ndarray, extra_params: str) -> bytes:
-    """``encode_clip`` with ``extra_params`` appended to the writer's ``x264-params``."""
-    import io
-
-    import av
-
-    from fpspot.data.video import _encoder_options
-
-    options = _encoder_options("libx264", 23, len(frames))
-    options["x264-params"] += extra_params
-    buffer = io.BytesIO()
-    with av.open(buffer, mode="w", format="mp4",
-                 options={"fflags": "+bitexact", "movflags": "frag_keyframe+empty_moov"}) as container:
-        stream = container.add_stream("libx264", rate=25, options=options)
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt, stream.thread_count = "yuv420p", 1
-        for index, frame in enumerate(frames):
-            video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
-            video_frame.pts = index
-            container.mux(stream.encode(video_frame))
-        container.mux(stream.encode(None))
-    return buffer.getvalue()
-
-
 def distinct_outputs(clips: list[np.ndarray], encode, rounds: int, seed: int = 0) -> tuple[int, float]:
     """(clips with more than one distinct output over ``rounds`` encodes, ms per encode)."""
     rng = np.random.default_rng(seed)
@@ -161,8 +137,10 @@ def main(argv=None) -> int:
 
 
 def measure(args, size: tuple[int, int]) -> int:
-    from fpspot.data.video import encode_clip
+    from fpspot.data.video import _encoder_options, encode_clip
 
+    default_params = _encoder_options("libx264", 23, 36)["x264-params"]
+    no_lookahead = {"x264-params": default_params + ":sync-lookahead=0:rc-lookahead=0:mbtree=0"}
     print(f"{args.load} busy-loop process(es) beside the measurements")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.work or tmp)
@@ -176,7 +154,7 @@ def measure(args, size: tuple[int, int]) -> int:
     print("| encoder | clips with > 1 distinct output | ms per encode |\n|---|---:|---:|")
     for name, encode in (("libx264, mp4 (encode_clip, the shards' path)", encode_clip),
                          ("libx264, mp4, no lookahead (sync-lookahead=0:rc-lookahead=0:mbtree=0)",
-                          lambda c: encode_x264_mp4(c, ":sync-lookahead=0:rc-lookahead=0:mbtree=0")),
+                          lambda c: encode_clip(c, encoder_options=no_lookahead)),
                          ("libx264, bare codec context (packets)", encode_bare_x264),
                          ("mpeg4, mp4 (encode_clip(codec='mpeg4'))", lambda c: encode_clip(c, codec="mpeg4"))):
         unstable, ms = distinct_outputs(clips, encode, args.rounds)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from fractions import Fraction
 from pathlib import Path
 
@@ -211,11 +211,13 @@ class VideoWriter:
     """Write ``(H, W, 3)`` uint8 RGB frames to an mp4 (25 fps, yuv420p), atomically.
 
     ``codec``: ``None`` picks ``libx264`` (else ``mpeg4``); ``crf``: quality (libx264 CRF; mpeg4 maps it to
-    a fixed quantiser); ``gop``: keyframe interval. ``H`` and ``W`` must be even.
+    a fixed quantiser); ``gop``: keyframe interval; ``encoder_options``: entries that replace or add to the
+    fixed encoder options (e.g. another ``x264-params``). ``H`` and ``W`` must be even.
     """
 
     def __init__(self, path: PathLike | io.BytesIO, height: int, width: int, fps: int = FPS,
-                 codec: str | None = None, crf: int = 23, gop: int = 50):
+                 codec: str | None = None, crf: int = 23, gop: int = 50,
+                 encoder_options: Mapping[str, str] | None = None):
         import av
 
         if height % 2 or width % 2:
@@ -235,7 +237,8 @@ class VideoWriter:
                                   options={"fflags": "+bitexact", "movflags": "+faststart"} if self._tmp else
                                   {"fflags": "+bitexact", "movflags": "frag_keyframe+empty_moov"})
         self._container.flags |= 0  # keep defaults
-        stream = self._container.add_stream(self.codec, rate=fps, options=_encoder_options(self.codec, crf, gop))
+        options = {**_encoder_options(self.codec, crf, gop), **(encoder_options or {})}
+        stream = self._container.add_stream(self.codec, rate=fps, options=options)
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuv420p"
         stream.thread_count = 1
@@ -293,11 +296,13 @@ class VideoWriter:
             self.abort()
 
 
-def encode_clip(frames: np.ndarray, crf: int = 23, codec: str | None = None) -> bytes:
-    """Encode ``(T, H, W, 3)`` uint8 frames as mp4 bytes (one GOP, no B-frames)."""
+def encode_clip(frames: np.ndarray, crf: int = 23, codec: str | None = None,
+                encoder_options: Mapping[str, str] | None = None) -> bytes:
+    """Encode ``(T, H, W, 3)`` uint8 frames as mp4 bytes (one GOP, no B-frames; ``encoder_options``: see
+    :class:`VideoWriter`)."""
     buffer = io.BytesIO()
     t, h, w, _ = frames.shape
-    writer = VideoWriter(buffer, h, w, codec=codec, crf=crf, gop=max(t, 1))
+    writer = VideoWriter(buffer, h, w, codec=codec, crf=crf, gop=max(t, 1), encoder_options=encoder_options)
     writer.write_all(frames)
     writer.close()
     return buffer.getvalue()
