@@ -64,6 +64,7 @@ class ModelSection:
     dropout: float = 0.1
     max_players: int = 64
     max_offset: int = 50
+    insert_offset: int = 0  # > 0: insertion heads that propose missed events up to this many frames away
 
 
 @dataclass
@@ -202,13 +203,14 @@ def window_config(cfg: DataSection):
 
 def training_corruptor(config: "RecipeConfig", params):
     """The training :class:`~fpspot.data.event_windows.WindowCorruptor`: ``data.strength`` (a ``[low, high,
-    p_fitted]`` range or ``[strength]``), ``data.augment``, ``model.max_players``, seeded by ``train.seed``."""
+    p_fitted]`` range or ``[strength]``), ``data.augment``, ``model.max_players``, seeded by ``train.seed``;
+    insertion targets when ``model.insert_offset > 0``."""
     from fpspot.data.event_windows import WindowCorruptor
 
     data = config.data
     strength = data.strength if len(data.strength) == 3 else data.strength[0]
     return WindowCorruptor(params, seed=config.train.seed, strength=strength, augment=data.augment,
-                           max_players=config.model.max_players)
+                           max_players=config.model.max_players, insertions=config.model.insert_offset > 0)
 
 
 def prepare_shards(cfg: DataSection, gt, keys: list[str]) -> dict:

@@ -63,6 +63,64 @@ def test_overfits_a_tiny_set():
     assert float(out["score"][keep].min()) > 0.5 > float(out["score"][valid & ~keep].max())
 
 
+def test_insertion_heads_overfit_a_tiny_set():
+    """With insertion heads, the model learns where the missed events are (the gap after an input event), their
+    class, player and frame, without losing the per-event decisions."""
+    gt = _synthetic_gt(halves=1, events=80)
+    windows = cut_windows(gt.keys[0], gt.events[gt.keys[0]], WindowConfig(750, 750, 125))[:4]
+    corruptor = WindowCorruptor(CorruptionParams.load(), seed=3, max_players=TINY["max_players"], insertions=True)
+    batch = collate_windows([corruptor(w) for w in windows])
+    config = {**TINY, "insert_offset": 60}
+    valid = batch["in_mask"]
+    allowed = (batch["player_known"] & batch["player_mask"]).gather(1, batch["in_ins_player"].clamp(min=0))
+    insert = batch["in_ins"] & valid & (batch["in_ins_offset"].abs() <= config["insert_offset"]) & allowed
+    assert 5 <= int(insert.sum()) < 0.5 * int(valid.sum())
+    torch.manual_seed(0)
+    model = build("event_dst", **config)
+    fit_batch(model, batch, steps=300, lr=3e-3)
+    model.eval()
+    out = model.predict({k: v for k, v in batch.items() if k not in ("in_keep", "in_ins")})
+    assert torch.equal((out["ins_keep_prob"] > 0.5) & valid, insert)
+    assert torch.equal(out["ins_cls"][insert], batch["in_ins_cls"][insert])
+    assert torch.equal(out["ins_player"][insert], batch["in_ins_player"][insert])
+    assert (out["ins_offset"][insert] - batch["in_ins_offset"][insert]).abs().max() <= 2
+    keep = batch["in_keep"] & valid
+    assert torch.equal((out["keep_prob"] > 0.5) & valid, keep)
+
+
+def test_insertions_join_the_output_in_replace_mode_only(tmp_path):
+    """A model whose insertion heads always fire: replace mode adds one event per input event (frame = input
+    frame + offset, a player of the input), ``insert: false`` and filter mode add none; a saved model keeps
+    its insertion heads."""
+    gt = _synthetic_gt(halves=1, events=120)
+    inputs = corrupt_playbyplay(gt, seed=2).events[gt.keys[0]]
+    torch.manual_seed(0)
+    model = build("event_dst", **{**TINY, "insert_offset": 20}).eval()
+    with torch.no_grad():
+        model.insert_head.bias[0] = 20.0  # P(a missed event after every input) ~ 1
+    model.save_pretrained(tmp_path / "m")
+    shirts = {(e.team, e.shirt) for e in inputs}
+    plain, details = denoise_half(model, inputs, strength=1.0, min_score=0.0, nms_window=0, insert=False,
+                                  return_details=True)
+    assert len(plain) == len(inputs) and "ins_score" not in details
+    both, details = denoise_half(model, inputs, strength=1.0, min_score=0.0, nms_window=0, return_details=True)
+    assert len(both) == 2 * len(inputs)
+    assert np.all(details["ins_keep_prob"] > 0.99) and np.all(np.abs(details["ins_offset"]) <= 20)
+    inserted = {(int(e[0] + details["ins_offset"][i]), int(details["ins_team"][i]), int(details["ins_shirt"][i]),
+                 int(details["ins_cls"][i])) for i, e in enumerate(inputs)}
+    assert inserted <= {(e.frame, e.team, e.shirt, e.cls) for e in both}
+    assert all((e.team, e.shirt) in shirts and 1 <= e.cls <= 8 for e in both)
+    kept = denoise_half(model, inputs, strength=1.0, min_score=0.0, mode="filter")
+    assert len(kept) == len(inputs)
+    pipe = Pipeline(["taad"], [{"step": "event_dst", "input": "taad", "model": str(tmp_path / "m"),
+                                "min_score": 0.0, "nms_window": 0, "strength": 1.0}], "taad")
+    assert len(pipe.apply({"taad": PlayByPlay("pred", gt.keys, {gt.keys[0]: inputs})}).events[gt.keys[0]]) == \
+        2 * len(inputs)
+    with pytest.raises(PipelineError, match="insert must be true or false"):
+        Pipeline(["taad"], [{"step": "event_dst", "input": "taad", "model": str(tmp_path / "m"),
+                             "insert": "yes"}], "taad").apply({"taad": PlayByPlay("pred", gt.keys, {})})
+
+
 def test_half_windows_decide_every_event_once():
     rng = np.random.default_rng(1)
     frames = np.sort(rng.integers(0, 20_000, 600))

@@ -157,3 +157,41 @@ def test_per_input_targets_name_the_clean_event(gt):
     assert 1.0 in strengths and len(strengths) > 10 and min(strengths) >= 0.1 and max(strengths) <= 1.5
     assert 0.2 * kept < swapped < 0.8 * kept  # about half the windows have their team labels swapped
     assert 0.2 < kept / total < 0.9
+
+
+def test_insertion_targets_name_the_missed_events(gt):
+    """in_ins marks the input event whose gap holds a missed ground-truth event (none of the kept inputs comes
+    from it, its player is in the table): the last input at or before it, the nearest such event per anchor;
+    every other missed event within reach lies farther from its anchor than the one chosen."""
+    from fpspot.data.event_windows import INSERT_REACH
+
+    key = gt.keys[1]
+    windows = cut_windows(key, gt.events[key])[:40]
+    corruptor = WindowCorruptor(CorruptionParams.load(), seed=4, strength=1.0, insertions=True)
+    assert "in_ins" not in WindowCorruptor(CorruptionParams.load(), seed=4, strength=1.0)(windows[0])
+    inserted = 0
+    for w in windows:
+        tok = corruptor(w)
+        length = w["meta"]["length"]
+        frames = tok["in_frame"]
+        assert np.all(np.diff(frames) >= 0)
+        known = {tuple(p) for p, k in zip(tok["players"].tolist(), tok["player_known"]) if k}
+        detected = {(int(frames[i] + tok["in_tgt_offset"][i]), *tok["players"][tok["in_tgt_player"][i]].tolist(),
+                     int(tok["in_tgt_cls"][i])) for i in np.flatnonzero(tok["in_keep"])}
+        missed = [tuple(int(x) for x in r[:4]) for r in w["gt"] if 1 <= r[0] <= length
+                  and (int(r[1]), int(r[2])) in known and tuple(int(x) for x in r[:4]) not in detected]
+        chosen = {}
+        for i in np.flatnonzero(tok["in_ins"]):
+            team, shirt = tok["players"][tok["in_ins_player"][i]].tolist()
+            event = (int(frames[i] + tok["in_ins_offset"][i]), team, shirt, int(tok["in_ins_cls"][i]))
+            assert event in missed and tok["player_known"][tok["in_ins_player"][i]]
+            assert abs(int(tok["in_ins_offset"][i])) <= INSERT_REACH
+            chosen[i] = abs(int(tok["in_ins_offset"][i]))
+        for frame, *_ in missed:
+            anchor = max(int(np.searchsorted(frames, frame, side="right")) - 1, 0)
+            if abs(frame - frames[anchor]) <= INSERT_REACH:
+                assert anchor in chosen and chosen[anchor] <= abs(frame - frames[anchor])
+        unmarked = ~tok["in_ins"]
+        assert np.all(tok["in_ins_cls"][unmarked] == -1) and np.all(tok["in_ins_player"][unmarked] == -1)
+        inserted += len(chosen)
+    assert inserted > 20

@@ -33,6 +33,11 @@ relative to the window, ``1..length``):
   positive) whose player is in the input table; ``in_tgt_cls`` (class 1..8), ``in_tgt_player`` (pointer),
   ``in_tgt_offset`` (``gt frame - input frame``), int64 ``(N,)``, -1 / 0 where ``in_keep`` is False;
   ``in_kind`` int64 ``(N,)`` the generative kind (index into :data:`fpspot.data.corrupt.PREDICTION_KINDS`);
+* per-input insertion targets (training only, on request): ``in_ins`` bool ``(N,)`` -- a *missed*
+  ground-truth event (no kept input event comes from it; its player is in the input table) lies in the gap
+  after this input event (up to the next one's frame), at most :data:`INSERT_REACH` frames away;
+  ``in_ins_cls``, ``in_ins_player``, ``in_ins_offset`` int64 ``(N,)``: its class, player pointer and
+  ``gt frame - input frame`` (-1 / 0 where ``in_ins`` is False);
 * sequence targets, ``M`` clean events in the window sorted by frame: ``tgt_cls``, ``tgt_team``,
   ``tgt_player`` (pointer into the player table), ``tgt_frame``, all int64 ``(M,)``, and ``tgt_known``
   bool ``(M,)``.
@@ -77,6 +82,7 @@ SHARD_KIND = "event_dst"
 NUM_INPUT_FEATURES = NUM_ACTIONS + 3
 MAX_PLAYERS = 64  # identities a window's players are drawn from
 KEEP_KINDS = frozenset(PREDICTION_KINDS.index(k) for k in DETECTION_KINDS)
+INSERT_REACH = 100  # frames: a missed event farther than this from every input event gets no insertion target
 
 
 @dataclass(frozen=True)
@@ -187,12 +193,14 @@ def tokenize_events(events: np.ndarray, length: int, *, strength: float = 1.0, e
 
 
 def tokenize_window(window: dict, noisy: np.ndarray, *, strength: float = 1.0,
-                    rng: np.random.Generator | None = None, max_players: int = MAX_PLAYERS) -> dict:
+                    rng: np.random.Generator | None = None, max_players: int = MAX_PLAYERS,
+                    insertions: bool = False) -> dict:
     """Token arrays of one training window (see the module docstring for names and shapes).
 
     noisy: ``(N, 5)`` events, or ``(N, 7)`` from :func:`corrupt_window` (then the per-input targets
     ``in_keep`` ... are filled from the provenance columns). rng: draws the player identities (``None``:
-    ``0..P-1``)."""
+    ``0..P-1``). insertions: also the insertion targets ``in_ins*`` (for models with insertion heads; they
+    cost about a third of the corruption's time, so they are made only on request)."""
     length = int(window["meta"]["length"])
     gt = window["gt"]
     targets = gt[(gt[:, 0] >= 1) & (gt[:, 0] <= length)]
@@ -223,16 +231,55 @@ def tokenize_window(window: dict, noisy: np.ndarray, *, strength: float = 1.0,
                 if ptr < known:
                     keep[i] = True
                     tgt_cls[i], tgt_ptr[i], offset[i] = int(row[3]), ptr, int(row[0] - noisy[i, 0])
+        detected = set(source[keep].tolist())
+    else:
+        detected = None
+    insert = _insertion_targets(gt, noisy[:, 0], detected, index, known, length) if insertions else {}
     tok.update({
         "in_keep": keep, "in_tgt_cls": tgt_cls, "in_tgt_player": tgt_ptr, "in_tgt_offset": offset, "in_kind": kind,
+        **insert,
         "tgt_cls": targets[:, 3].astype(np.int64), "tgt_team": targets[:, 1].astype(np.int64),
         "tgt_player": tgt_player, "tgt_frame": targets[:, 0].astype(np.int64), "tgt_known": tgt_player < known,
     })
     return tok
 
 
+def _insertion_targets(gt: np.ndarray, frames: np.ndarray, detected: set | None, index: dict, known: int,
+                       length: int, reach: int = INSERT_REACH) -> dict:
+    """Per-input insertion targets ``in_ins`` bool ``(N,)``, ``in_ins_cls``, ``in_ins_player``, ``in_ins_offset``
+    int64 ``(N,)`` (-1 / 0 where ``in_ins`` is False): each *missed* ground-truth event of the window (inside
+    ``1..length``, its player in the input table, the source of no kept input event) is assigned to the last
+    input event at or before it (``frames`` sorted; the first input event if none is) if that lies within
+    ``reach`` frames: "a missed event in the gap after me". An input event assigned several keeps the nearest.
+    ``detected``: rows of ``gt`` the kept inputs come from (``None``: no provenance, no insertion targets)."""
+    n = len(frames)
+    out = {"in_ins": np.zeros(n, dtype=bool), "in_ins_cls": np.full(n, -1, dtype=np.int64),
+           "in_ins_player": np.full(n, -1, dtype=np.int64), "in_ins_offset": np.zeros(n, dtype=np.int64)}
+    if detected is None or n == 0:
+        return out
+    ptr = np.asarray([index.get((int(t), int(s)), known) for t, s in gt[:, 1:3]], dtype=np.int64)
+    missed = (gt[:, 0] >= 1) & (gt[:, 0] <= length) & (ptr < known)
+    missed[list(detected)] = False
+    rows = np.flatnonzero(missed)
+    if rows.size == 0:
+        return out
+    # the anchor is the last input event at or before the missed one (the first input event if none is)
+    anchor = np.clip(np.searchsorted(frames, gt[rows, 0], side="right") - 1, 0, n - 1)
+    distance = np.abs(gt[rows, 0] - frames[anchor])
+    near = distance <= reach
+    rows, anchor, distance = rows[near], anchor[near], distance[near]
+    # the nearest missed event per anchor: visit them farthest first so the nearest writes last
+    order = np.argsort(-distance, kind="stable")
+    for row, a in zip(rows[order], anchor[order]):
+        out["in_ins"][a] = True
+        out["in_ins_cls"][a], out["in_ins_player"][a] = int(gt[row, 3]), int(ptr[row])
+        out["in_ins_offset"][a] = int(gt[row, 0] - frames[a])
+    return out
+
+
 _GROUPS = {"in": ("in_cls", "in_team", "in_frame", "in_score", "in_player", "in_player_id", "in_features",
-                  "in_keep", "in_tgt_cls", "in_tgt_player", "in_tgt_offset", "in_kind"),
+                  "in_keep", "in_tgt_cls", "in_tgt_player", "in_tgt_offset", "in_kind",
+                  "in_ins", "in_ins_cls", "in_ins_player", "in_ins_offset"),
            "player": ("players", "player_known", "player_id"),
            "tgt": ("tgt_cls", "tgt_team", "tgt_player", "tgt_frame", "tgt_known")}
 
@@ -376,15 +423,16 @@ class WindowCorruptor:
     strength 1 (the fitted noise), else log-uniform in ``[low, high]``. augment: swap the team labels of half
     the windows and draw random player identities (else identities ``0..P-1``). The sampling tables of
     ``params`` are built once, here (:class:`~fpspot.data.corrupt.SamplerTables`): make a new corruptor for
-    other parameters."""
+    other parameters. insertions: add the insertion targets (:func:`tokenize_window`)."""
 
     def __init__(self, params: CorruptionParams | None = None, seed: int = 0, epoch: int = 0, *,
-                 strength: float | Sequence[float] = 1.0, augment: bool = False, max_players: int = MAX_PLAYERS):
+                 strength: float | Sequence[float] = 1.0, augment: bool = False, max_players: int = MAX_PLAYERS,
+                 insertions: bool = False):
         self.params = params or CorruptionParams.load()
         self.tables = SamplerTables.of(self.params)
         self.seed, self.epoch = int(seed), int(epoch)
         self.strength = strength
-        self.augment, self.max_players = bool(augment), int(max_players)
+        self.augment, self.max_players, self.insertions = bool(augment), int(max_players), bool(insertions)
         if not isinstance(strength, (int, float)) and len(strength) != 3:
             raise ValueError(f"WindowCorruptor: strength must be a number or (low, high, p_fitted), got {strength!r}")
 
@@ -409,7 +457,7 @@ class WindowCorruptor:
             noisy = noisy.copy()
             noisy[:, 1] = 1 - noisy[:, 1]
         return tokenize_window(window, noisy, strength=strength, rng=rng if self.augment else None,
-                               max_players=self.max_players)
+                               max_players=self.max_players, insertions=self.insertions)
 
 
 def window_dataset(shard_dir: str | Path, corruptor: WindowCorruptor, *, shuffle: int = 0,

@@ -33,6 +33,14 @@ models score about 0.54 / 0.36-0.38 -- the decisions, not the missing insertions
 (``python benchmarks/event_dst_footpass.py --ceiling``). An autoregressive variant was not trained (CPU
 budget); insertions from context alone would need the exact jersey and a frame within 12 of the truth.
 
+Insertion heads (``insert_offset > 0``; off in the released model): a second set of the four heads on the same
+decoder state proposes, for every input event, one *missed* event in the gap after it -- ``ins`` (is there a
+ground-truth event that no input event detects, between this input event and the next one?), its class, its
+player (the same pointer keys, its own query) and its offset ``-insert_offset..insert_offset`` from the input
+frame -- scored like the per-event decisions (``ins_score``). Targets:
+:func:`fpspot.data.event_windows.tokenize_window` (``in_ins*``). The post-processing step adds the proposals to
+the corrected events before its NMS and class cuts.
+
 What the trained model does, measured on held-out halves: it almost never changes a player or a class
 (< 0.2 % of events; wrong-jersey / wrong-class / wrong-team detections are 5 % of TAAD's detections and
 look like their correct neighbours), and moves ~15 % of events by a frame or two; its gain over per-class
@@ -61,13 +69,18 @@ player) + Embedding(identity) + Embedding(team)``, ``(B, P, D)``; the pointer lo
 class in the class head), initialised to +3: the spotter is usually right about both.
 
 Outputs: ``keep_logit (B, N)``, ``cls_logits (B, N, 8)``, ``player_logits (B, N, P)`` (-1e4 where the
-player cannot be pointed at), ``offset_logits (B, N, 2 max_offset + 1)``; without targets also the
-decisions ``keep_prob``, ``cls`` (1..8), ``cls_prob``, ``player`` (pointer), ``player_prob``, ``offset``,
-``frame_prob``, ``score`` ``(B, N)``. With targets: ``loss = loss_keep + loss_cls + loss_player +
-loss_offset``: binary cross-entropy of ``keep`` over the valid input events, and the three
-cross-entropies over the events to keep (offsets beyond ``max_offset`` are ignored). Class weights
-(``set_class_weights``, 9 values background + 8 classes; the background weight is unused) weight each input
-event's ``keep`` term by its input class and the class term by the true class.
+player cannot be pointed at), ``offset_logits (B, N, 2 max_offset + 1)``; with insertion heads also
+``ins_logit (B, N)``, ``ins_cls_logits (B, N, 8)``, ``ins_player_logits (B, N, P)``,
+``ins_offset_logits (B, N, 2 insert_offset + 1)``; without targets also the decisions ``keep_prob``,
+``cls`` (1..8), ``cls_prob``, ``player`` (pointer), ``player_prob``, ``offset``, ``frame_prob``, ``score``
+``(B, N)`` (and the same with the prefix ``ins_``).
+With targets: ``loss = loss_keep + loss_cls + loss_player + loss_offset``: binary cross-entropy of ``keep`` over
+the valid input events, and the three cross-entropies over the events to keep (offsets beyond ``max_offset`` are
+ignored); with insertion heads plus ``loss_ins`` (binary cross-entropy over the valid input events) and the
+three insertion cross-entropies over the input events with a missed event within ``insert_offset`` frames whose
+player can be pointed at. Class weights (``set_class_weights``, 9 values background + 8 classes; the background
+weight is unused) weight each input event's ``keep`` term by its input class and the class terms by the true
+class.
 """
 
 from __future__ import annotations
@@ -89,10 +102,12 @@ from fpspot.schema import NUM_ACTIONS, NUM_CLASSES
 INPUT_KEYS = ("in_cls", "in_score", "in_features", "in_frame", "in_player", "in_player_id", "in_mask",
               "players", "player_known", "player_id", "player_mask", "strength")
 TARGET_KEYS = ("in_keep", "in_tgt_cls", "in_tgt_player", "in_tgt_offset")
+INSERT_TARGET_KEYS = ("in_ins", "in_ins_cls", "in_ins_player", "in_ins_offset")
 NUM_FEATURES = NUM_ACTIONS + 3
 MATCH_WINDOW = 12  # the official matcher's delta
 OWN_PRIOR = 3.0  # initial extra logit of the input's own player and class (about 95 % of detections keep them)
 NOT_A_PLAYER = -1e4  # pointer logit of table entries that cannot be pointed at (unknown players, padding)
+INSERT_PRIOR = -3.0  # initial insertion logit: about one input event in eight has a missed event next to it
 
 
 @register_model("event_dst")
@@ -101,16 +116,17 @@ class EventDST(SpotterModel):
 
     def __init__(self, window: int = 750, d_model: int = 128, nhead: int = 4, num_encoder_layers: int = 3,
                  num_decoder_layers: int = 2, dim_feedforward: int = 512, dropout: float = 0.1,
-                 max_players: int = 64, max_offset: int = 50, pe_base: float = 10000.0,
+                 max_players: int = 64, max_offset: int = 50, insert_offset: int = 0, pe_base: float = 10000.0,
                  strength_density: list | None = None, frame_hw: Any = None):
         super().__init__(window=window, d_model=d_model, nhead=nhead, num_encoder_layers=num_encoder_layers,
                          num_decoder_layers=num_decoder_layers, dim_feedforward=dim_feedforward, dropout=dropout,
-                         max_players=max_players, max_offset=max_offset, pe_base=pe_base,
-                         strength_density=strength_density, frame_hw=frame_hw)
-        if window < 4 or max_players < 1 or max_offset < 1:
-            raise ValueError(f"event_dst: window >= 4, max_players >= 1 and max_offset >= 1 needed, got "
-                             f"{window}, {max_players}, {max_offset}")
+                         max_players=max_players, max_offset=max_offset, insert_offset=insert_offset,
+                         pe_base=pe_base, strength_density=strength_density, frame_hw=frame_hw)
+        if window < 4 or max_players < 1 or max_offset < 1 or insert_offset < 0:
+            raise ValueError(f"event_dst: window >= 4, max_players >= 1, max_offset >= 1 and insert_offset >= 0 "
+                             f"needed, got {window}, {max_players}, {max_offset}, {insert_offset}")
         self.window, self.max_players, self.max_offset = int(window), int(max_players), int(max_offset)
+        self.insert_offset = int(insert_offset)
         streams = {"dense": {"features": NUM_FEATURES, "score": 1, "strength": 2},
                    "categorical": {"player": self.max_players}}
         self.encoder_embedding = InputFusion(d_model, **streams)
@@ -128,6 +144,10 @@ class EventDST(SpotterModel):
         self.own_head = nn.Linear(d_model, 2)
         nn.init.zeros_(self.own_head.weight)
         nn.init.constant_(self.own_head.bias, OWN_PRIOR)
+        if self.insert_offset:  # the insertion heads: a missed event next to each input event
+            self.insert_head = nn.Linear(d_model, 1 + NUM_ACTIONS + 2 * self.insert_offset + 1)
+            nn.init.constant_(self.insert_head.bias[:1], INSERT_PRIOR)
+            self.insert_pointer_query = nn.Linear(d_model, d_model)
 
     # ------------------------------------------------------------------------------------------ hooks
 
@@ -178,14 +198,22 @@ class EventDST(SpotterModel):
                                          "player": batch["player_id"].long().clamp(0, self.max_players - 1),
                                          "team": batch["players"][..., 0].long().clamp(0, 1)})
         own = self.own_head(hidden)
-        scores = torch.einsum("bnd,bpd->bnp", self.pointer_query(hidden), self.pointer_key(players))
+        keys = self.pointer_key(players)
+        scores = torch.einsum("bnd,bpd->bnp", self.pointer_query(hidden), keys)
         scores = scores / math.sqrt(hidden.shape[-1]) + own[..., :1] * onehot
         allowed = (batch["player_known"].bool() & batch["player_mask"].bool())[:, None, :]
         scores = scores.masked_fill(~allowed, NOT_A_PLAYER)
         own_cls = F.one_hot((batch["in_cls"].long() - 1).clamp(0, NUM_ACTIONS - 1), NUM_ACTIONS).to(own.dtype)
-        return {"keep_logit": self.keep_head(hidden)[..., 0],
-                "cls_logits": self.cls_head(hidden) + own[..., 1:] * own_cls,
-                "player_logits": scores, "offset_logits": self.offset_head(hidden)}
+        out = {"keep_logit": self.keep_head(hidden)[..., 0],
+               "cls_logits": self.cls_head(hidden) + own[..., 1:] * own_cls,
+               "player_logits": scores, "offset_logits": self.offset_head(hidden)}
+        if self.insert_offset:
+            ins = self.insert_head(hidden)
+            ins_scores = torch.einsum("bnd,bpd->bnp", self.insert_pointer_query(hidden), keys)
+            ins_scores = (ins_scores / math.sqrt(hidden.shape[-1])).masked_fill(~allowed, NOT_A_PLAYER)
+            out.update({"ins_logit": ins[..., 0], "ins_cls_logits": ins[..., 1:1 + NUM_ACTIONS],
+                        "ins_offset_logits": ins[..., 1 + NUM_ACTIONS:], "ins_player_logits": ins_scores})
+        return out
 
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """With targets: the raw outputs and ``loss`` with its components; without: :meth:`predict`."""
@@ -220,8 +248,34 @@ class EventDST(SpotterModel):
         in_range = keep & (offset.abs() <= self.max_offset)
         loss_offset = _ce(outputs["offset_logits"], torch.where(in_range, offset + self.max_offset, -100), None)
         loss = loss_keep + loss_cls + loss_player + loss_offset
-        return {"loss": loss, "loss_keep": loss_keep, "loss_cls": loss_cls, "loss_player": loss_player,
-                "loss_offset": loss_offset}
+        losses = {"loss_keep": loss_keep, "loss_cls": loss_cls, "loss_player": loss_player, "loss_offset": loss_offset}
+        if self.insert_offset:
+            if not all(k in batch for k in INSERT_TARGET_KEYS):
+                raise KeyError(f"event_dst batch: the insertion heads need the targets {list(INSERT_TARGET_KEYS)}")
+            losses.update(self._insertion_loss(outputs, batch, allowed, weight))
+            loss = loss + sum(v for k, v in losses.items() if k.startswith("loss_ins"))
+        return {"loss": loss, **losses}
+
+    def _insertion_loss(self, outputs: dict[str, torch.Tensor], batch: dict[str, Any], allowed: torch.Tensor,
+                        weight: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """Binary cross-entropy of ``ins`` over the valid input events (a missed event within
+        ``insert_offset`` frames whose player can be pointed at) and the three cross-entropies over the
+        insertions."""
+        mask = batch["in_mask"].bool()
+        offset = batch["in_ins_offset"].long()
+        target = batch["in_ins_player"].long()
+        safe_target = target.clamp(min=0, max=allowed.shape[1] - 1)
+        insert = (batch["in_ins"].bool() & mask & (offset.abs() <= self.insert_offset) & (target >= 0)
+                  & allowed.gather(1, safe_target))
+        valid = mask.float()
+        loss_ins = (F.binary_cross_entropy_with_logits(outputs["ins_logit"].float(), insert.float(),
+                                                       reduction="none") * valid).sum() / valid.sum().clamp(min=1e-6)
+        return {"loss_ins": loss_ins,
+                "loss_ins_cls": _ce(outputs["ins_cls_logits"], torch.where(insert, batch["in_ins_cls"].long() - 1,
+                                                                           -100), weight),
+                "loss_ins_player": _ce(outputs["ins_player_logits"], torch.where(insert, safe_target, -100), None),
+                "loss_ins_offset": _ce(outputs["ins_offset_logits"],
+                                       torch.where(insert, offset + self.insert_offset, -100), None)}
 
     # -------------------------------------------------------------------------------------- inference
 
@@ -232,24 +286,12 @@ class EventDST(SpotterModel):
         within +-12 frames of the chosen offset), ``score`` (their product); padding entries hold zeros."""
         out = self.heads(batch)
         mask = batch["in_mask"].bool()
-        keep_prob = out["keep_logit"].float().sigmoid()
-        cls_prob, cls = out["cls_logits"].float().softmax(-1).max(-1)
-        player_prob, player = out["player_logits"].float().softmax(-1).max(-1)
-        offset_p = out["offset_logits"].float().softmax(-1)
-        offset_idx = offset_p.argmax(-1)
-        window = 2 * MATCH_WINDOW + 1
-        near = F.avg_pool1d(rearrange(offset_p, "b n k -> (b n) 1 k"), window, stride=1, padding=MATCH_WINDOW,
-                            count_include_pad=True) * window
-        frame_prob = rearrange(near, "(b n) 1 k -> b n k", b=mask.shape[0]).gather(-1, offset_idx[..., None])[..., 0]
-        score = keep_prob * cls_prob * player_prob * frame_prob
-        zero = torch.zeros_like(keep_prob)
-        out.update({
-            "keep_prob": torch.where(mask, keep_prob, zero), "cls": torch.where(mask, cls + 1, 0),
-            "cls_prob": torch.where(mask, cls_prob, zero), "player": torch.where(mask, player, -1),
-            "player_prob": torch.where(mask, player_prob, zero),
-            "offset": torch.where(mask, offset_idx - self.max_offset, 0),
-            "frame_prob": torch.where(mask, frame_prob, zero), "score": torch.where(mask, score, zero),
-        })
+        out.update(_decisions(out["keep_logit"], out["cls_logits"], out["player_logits"], out["offset_logits"],
+                              self.max_offset, mask))
+        if self.insert_offset:
+            ins = _decisions(out["ins_logit"], out["ins_cls_logits"], out["ins_player_logits"],
+                             out["ins_offset_logits"], self.insert_offset, mask)
+            out.update({f"ins_{k}": v for k, v in ins.items()})
         return out
 
     # -------------------------------------------------------------------------------------- zoo hooks
@@ -273,7 +315,8 @@ class EventDST(SpotterModel):
         events = synthetic_half(rng, num_events=max(8, 24 * batch_size * length // 750))
         windows = cut_windows("game_1_H1", events, WindowConfig(length, length, length // 6))
         corruptor = WindowCorruptor(seed=seed, strength=(0.1, 1.5, 0.5), augment=True,
-                                    max_players=int(config.get("max_players", 64)))
+                                    max_players=int(config.get("max_players", 64)),
+                                    insertions=int(config.get("insert_offset", 0)) > 0)
         tokens = [corruptor(w) for w in windows[:batch_size]]
         while len(tokens) < batch_size:  # very short windows: repeat with fresh noise
             corruptor.set_epoch(len(tokens))
@@ -298,6 +341,29 @@ def synthetic_half(rng: np.random.Generator, num_events: int = 200, start: int =
         if cls != 2 or rng.random() < 0.15:
             team = 1 - team
     return events[:num_events]
+
+
+def _decisions(exist_logit: torch.Tensor, cls_logits: torch.Tensor, player_logits: torch.Tensor,
+               offset_logits: torch.Tensor, max_offset: int, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-event decisions ``(B, N)`` of one set of heads: ``keep_prob`` (sigmoid of ``exist_logit``),
+    ``cls`` (1..8), ``cls_prob``, ``player``, ``player_prob``, ``offset``, ``frame_prob`` (probability mass
+    within +-12 frames of the chosen offset) and ``score`` (their product); zeros (player -1) on padding."""
+    keep_prob = exist_logit.float().sigmoid()
+    cls_prob, cls = cls_logits.float().softmax(-1).max(-1)
+    player_prob, player = player_logits.float().softmax(-1).max(-1)
+    offset_p = offset_logits.float().softmax(-1)
+    offset_idx = offset_p.argmax(-1)
+    window = 2 * MATCH_WINDOW + 1
+    near = F.avg_pool1d(rearrange(offset_p, "b n k -> (b n) 1 k"), window, stride=1, padding=MATCH_WINDOW,
+                        count_include_pad=True) * window
+    frame_prob = rearrange(near, "(b n) 1 k -> b n k", b=mask.shape[0]).gather(-1, offset_idx[..., None])[..., 0]
+    score = keep_prob * cls_prob * player_prob * frame_prob
+    zero = torch.zeros_like(keep_prob)
+    return {"keep_prob": torch.where(mask, keep_prob, zero), "cls": torch.where(mask, cls + 1, 0),
+            "cls_prob": torch.where(mask, cls_prob, zero), "player": torch.where(mask, player, -1),
+            "player_prob": torch.where(mask, player_prob, zero),
+            "offset": torch.where(mask, offset_idx - max_offset, 0),
+            "frame_prob": torch.where(mask, frame_prob, zero), "score": torch.where(mask, score, zero)}
 
 
 def _ce(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:

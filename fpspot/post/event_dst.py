@@ -11,6 +11,12 @@ landed on one another are merged by a greedy per-(team, jersey, class) NMS over 
 (highest score kept). ``mode: filter`` instead keeps the input events untouched and only removes those the
 model scores under the threshold (the conservative use for an already clean spotter).
 
+Insertions (replace mode, models trained with ``insert_offset > 0``, ``insert: true`` by default): every
+input event may also propose one *missed* event next to it (the class, a player of the window's table and a
+frame offset of the model's insertion heads, scored like the corrected events, ``ins_score``); proposals
+at or above ``min_score`` join the corrected events before the NMS and the class cuts, so an insertion that
+lands on a corrected event of the same player and class is merged with it.
+
 ``thresholds: auto`` (with ``class_rates``, each class's ground-truth events per minute of play) fits the cuts
 per half without labels, treating the model's scores as calibrated probabilities of being a true positive:
 per class it keeps the ``k`` best-scored events that maximise the expected F1 ``2 * (sum of their scores) /
@@ -224,7 +230,7 @@ def rescale_score(score: float, threshold: float, official: float = OFFICIAL_THR
 
 def denoise_half(model, events: Sequence, *, strength: float | str = "auto", min_score: float = 0.05,
                  nms_window: int = 12, thresholds=None, mode: str = "replace", batch_size: int = 64,
-                 class_rates=None, return_details: bool = False):
+                 class_rates=None, insert: bool = True, return_details: bool = False):
     """Cleaned predictions of one half (see the module docstring), sorted by frame.
 
     events: ``(frame, team, shirt, class, score)`` records (absolute frames). mode ``"replace"``: the model's
@@ -233,9 +239,10 @@ def denoise_half(model, events: Sequence, *, strength: float | str = "auto", min
     above ``min_score``), a number or ``{class: number}``: per-class cut on the model's score (by the output
     class); in replace mode the kept scores are then mapped from ``[threshold, 1]`` onto ``[0.15, 1]``
     (:func:`rescale_score`). ``"auto"``: the cuts of :func:`expected_f1_cuts` for this half, from
-    ``class_rates`` (in replace mode over the events left after ``min_score`` and the NMS). With
-    ``return_details`` also a dict of per-input-event numpy arrays
-    (``keep_prob``, ``cls``, ``offset``, ``score`` ...) in input order.
+    ``class_rates`` (in replace mode over the events left after ``min_score`` and the NMS). insert: add the
+    model's insertions (replace mode, models with insertion heads). With ``return_details`` also a dict of
+    per-input-event numpy arrays (``keep_prob``, ``cls``, ``offset``, ``score`` ..., and ``ins_*`` for the
+    insertions) in input order.
     """
     import torch
 
@@ -250,9 +257,11 @@ def denoise_half(model, events: Sequence, *, strength: float | str = "auto", min
     windows = half_windows(events, int(model.config["window"]), strength=value, max_players=model.max_players)
     device = next(model.parameters()).device
     fields = ("keep_prob", "cls", "cls_prob", "player", "player_prob", "offset", "frame_prob", "score")
+    inserting = bool(insert) and mode == "replace" and getattr(model, "insert_offset", 0) > 0
+    fields += tuple(f"ins_{name}" for name in fields) if inserting else ()
     details = {name: np.zeros(len(events), dtype=np.float64) for name in fields}
-    team = np.zeros(len(events), dtype=np.int64)
-    shirt = np.zeros(len(events), dtype=np.int64)
+    team, shirt = np.zeros(len(events), dtype=np.int64), np.zeros(len(events), dtype=np.int64)
+    ins_team, ins_shirt = np.zeros(len(events), dtype=np.int64), np.zeros(len(events), dtype=np.int64)
     for first in range(0, len(windows), batch_size):
         chunk = windows[first:first + batch_size]
         batch = collate_windows(chunk)
@@ -267,6 +276,9 @@ def denoise_half(model, events: Sequence, *, strength: float | str = "auto", min
                 details[name][src] = out[name][b, owned]
             pairs = tok["players"][out["player"][b, owned]]
             team[src], shirt[src] = pairs[:, 0], pairs[:, 1]
+            if inserting:
+                pairs = tok["players"][out["ins_player"][b, owned]]
+                ins_team[src], ins_shirt[src] = pairs[:, 0], pairs[:, 1]
     scores = np.clip(details["score"], 0.0, 1.0)
     if mode == "filter":
         if rates is not None:
@@ -274,12 +286,20 @@ def denoise_half(model, events: Sequence, *, strength: float | str = "auto", min
         result = [Prediction(*(int(x) for x in e[:4]), float(e[4])) for i, e in enumerate(events)
                   if scores[i] >= max(min_score, cuts.get(int(e[3]), 0.0) if cuts else 0.0)]
     else:
-        frames = np.asarray([int(e[0]) for e in events], dtype=np.int64) + details["offset"].astype(np.int64)
+        input_frames = np.asarray([int(e[0]) for e in events], dtype=np.int64)
+        frames = input_frames + details["offset"].astype(np.int64)
+        proposals = [Prediction(int(frames[i]), int(team[i]), int(shirt[i]), int(details["cls"][i]),
+                                float(scores[i])) for i in range(len(events))
+                     if frames[i] >= 0 and scores[i] >= min_score]
+        if inserting:
+            ins_frames = input_frames + details["ins_offset"].astype(np.int64)
+            ins_scores = np.clip(details["ins_score"], 0.0, 1.0)
+            proposals += [Prediction(int(ins_frames[i]), int(ins_team[i]), int(ins_shirt[i]),
+                                     int(details["ins_cls"][i]), float(ins_scores[i])) for i in range(len(events))
+                          if ins_frames[i] >= 0 and ins_scores[i] >= min_score]
         # the NMS groups by class and a class's cut removes its lowest scores, so NMS first then cut keeps the
         # same events as cut first then NMS; the auto cuts need the merged events
-        result = nms_events([Prediction(int(frames[i]), int(team[i]), int(shirt[i]), int(details["cls"][i]),
-                                        float(scores[i])) for i in range(len(events))
-                             if frames[i] >= 0 and scores[i] >= min_score], int(nms_window))
+        result = nms_events(proposals, int(nms_window))
         if rates is not None:
             cuts = expected_f1_cuts(np.asarray([p.score for p in result]), np.asarray([p.cls for p in result]),
                                     rates, play_minutes(events))
@@ -289,25 +309,27 @@ def denoise_half(model, events: Sequence, *, strength: float | str = "auto", min
     result.sort(key=lambda p: (p.frame, -p.score))
     if return_details:
         details["team"], details["shirt"], details["strength"] = team, shirt, np.full(len(events), value)
+        if inserting:
+            details["ins_team"], details["ins_shirt"] = ins_team, ins_shirt
         return result, details
     return result
 
 
 def denoise_playbyplay(model, pred: PlayByPlay, *, strength: float | str = "auto", min_score: float = 0.05,
                        nms_window: int = 12, thresholds=None, mode: str = "replace",
-                       batch_size: int = 64, class_rates=None) -> PlayByPlay:
+                       batch_size: int = 64, class_rates=None, insert: bool = True) -> PlayByPlay:
     """:func:`denoise_half` over every half of ``pred`` (every key kept)."""
     model = load_event_dst(model)
     events = {k: denoise_half(model, pred.events.get(k, []), strength=strength, min_score=min_score,
                               nms_window=nms_window, thresholds=thresholds, mode=mode, batch_size=batch_size,
-                              class_rates=class_rates)
+                              class_rates=class_rates, insert=insert)
               for k in pred.keys}
     return PlayByPlay("pred", list(pred.keys), events)
 
 
 def event_dst_step(pred: PlayByPlay, model, *, strength: float | str = "auto", min_score: float = 0.05,
                    nms_window: int = 12, thresholds=None, mode: str = "replace", batch_size: int = 64,
-                   class_rates=None) -> PlayByPlay:
+                   class_rates=None, insert: bool = True) -> PlayByPlay:
     """The ``event_dst`` pipeline step on one event stream (options checked, model loaded and cached)."""
     if not 0.0 <= float(min_score) <= 1.0:
         raise EventDSTError(f"event_dst: min_score must be in [0, 1], got {min_score}")
@@ -315,11 +337,13 @@ def event_dst_step(pred: PlayByPlay, model, *, strength: float | str = "auto", m
         raise EventDSTError(f"event_dst: batch_size must be >= 1, got {batch_size}")
     if mode not in ("replace", "filter"):
         raise EventDSTError(f"event_dst: mode must be 'replace' or 'filter', got {mode!r}")
+    if not isinstance(insert, bool):
+        raise EventDSTError(f"event_dst: insert must be true or false, got {insert!r}")
     if class_thresholds(thresholds) == "auto":  # fail before loading the model
         check_class_rates(class_rates)
     return denoise_playbyplay(load_event_dst(model), pred, strength=strength, min_score=float(min_score),
                               nms_window=int(nms_window), thresholds=thresholds, mode=mode,
-                              batch_size=int(batch_size), class_rates=class_rates)
+                              batch_size=int(batch_size), class_rates=class_rates, insert=insert)
 
 
 __all__ = ["EventDSTError", "check_class_rates", "class_thresholds", "denoise_half", "denoise_playbyplay",

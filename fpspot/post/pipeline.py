@@ -180,14 +180,14 @@ def _step_reassign_jersey_logits(streams, input: str, logits: str, radius: int =
 @register_step("event_dst")
 def _step_event_dst(streams, input: str, model: str, output: str | None = None, strength: float | str = "auto",
                     min_score: float = 0.05, nms_window: int = 12, thresholds=None, mode: str = "replace",
-                    batch_size: int = 64, class_rates=None) -> dict:
+                    batch_size: int = 64, class_rates=None, insert: bool = True) -> dict:
     """Learned event-level DST (a model folder, see :mod:`fpspot.post.event_dst`; torch is imported on use)."""
     from fpspot.post.event_dst import EventDSTError, event_dst_step
 
     try:
         result = event_dst_step(_events_stream(streams, input, "event_dst"), model, strength=strength,
                                 min_score=min_score, nms_window=nms_window, thresholds=thresholds, mode=mode,
-                                batch_size=batch_size, class_rates=class_rates)
+                                batch_size=batch_size, class_rates=class_rates, insert=insert)
     except EventDSTError as err:
         raise PipelineError(f"step 'event_dst': {err}") from None
     return {output or input: result}
