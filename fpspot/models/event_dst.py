@@ -39,7 +39,11 @@ ground-truth event that no input event detects, between this input event and the
 player (the same pointer keys, its own query) and its offset ``-insert_offset..insert_offset`` from the input
 frame -- scored like the per-event decisions (``ins_score``). Targets:
 :func:`fpspot.data.event_windows.tokenize_window` (``in_ins*``). The post-processing step adds the proposals to
-the corrected events before its NMS and class cuts.
+the corrected events before its NMS and class cuts. Measured on the TAAD noise (the released recipe with
+``model.insert_offset=75``, 24 epochs): whether a missed event sits in a gap is barely predictable from the
+other events (ROC AUC 0.64 on held-out windows at strength 1, highest probability 0.46), so no proposal reaches
+a class cut and the held-out F1 is the same with insertions on or off. They are kept for spotters whose misses
+follow the play (BENCHMARKS.md, "Event DST insertions").
 
 What the trained model does, measured on held-out halves: it almost never changes a player or a class
 (< 0.2 % of events; wrong-jersey / wrong-class / wrong-team detections are 5 % of TAAD's detections and
