@@ -88,3 +88,19 @@ def test_recipe_trains_exports_and_resumes_on_real_play_by_play(recipe, footpass
     assert recipe.main([*common, "train.epochs=2", "export.enabled=false"]) == 0
     scores = _tensorboard_scalars(run_dir, "val/score")
     assert [step for step, _ in scores] == [steps_per_epoch, 2 * steps_per_epoch]
+
+
+def test_training_windows_carry_insertion_targets_only_for_insertion_heads(recipe, footpass_dir):
+    """``model.insert_offset > 0`` makes the recipe's corruptor add the insertion targets the heads train on."""
+    from fpspot.data.corrupt import CorruptionParams
+    from fpspot.data.event_windows import cut_windows
+    from fpspot.train.config import load_config
+
+    gt = read_playbyplay(footpass_dir / "playbyplay_train.json", "gt")
+    window = cut_windows(gt.keys[0], gt.events[gt.keys[0]])[5]
+    config = load_config(recipe.RecipeConfig, recipe.DEFAULT_CONFIG)
+    params = CorruptionParams.load()
+    assert config.model.insert_offset == 0 and "in_ins" not in recipe.training_corruptor(config, params)(window)
+    config.model.insert_offset = 75
+    tokens = recipe.training_corruptor(config, params)(window)
+    assert tokens["in_ins"].shape == tokens["in_cls"].shape and tokens["in_ins"].any()
