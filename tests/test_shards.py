@@ -3,13 +3,14 @@ frames, planning rules, determinism and errors."""
 
 from __future__ import annotations
 
-import hashlib
 import json
+import tarfile
 from collections import Counter
 
 import numpy as np
 import pytest
 from data_fixtures import SYNTH_HW, gnn_shards, shard_keys, synth_dir, taad_shards  # noqa: F401
+from same_video import same_video
 
 from fpspot.data.footpass import FormatError, read_playbyplay, read_tactical
 from fpspot.data.layout import DatasetLayout
@@ -159,14 +160,28 @@ def test_planning_rules(synth_dir):  # noqa: F811
     assert len({p.sample_key for p in plans}) == len(plans)
 
 
-def test_same_config_same_shard_bytes(synth_dir, tmp_path):  # noqa: F811
+def _members(path) -> dict[str, bytes]:
+    with tarfile.open(path) as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
+
+
+def test_same_config_same_shards(synth_dir, tmp_path):  # noqa: F811
+    """Two writes with one config: the same shards and members, byte for byte except the clips' mp4, whose
+    libx264 bytes may differ now and then (tests/same_video.py); most clips are byte-identical."""
     config = ShardConfig(per_class_cap=3, frame_hw=SYNTH_HW, samples_per_shard=2, seed=2)
-    digests = []
-    for name in ("a", "b"):
-        manifest = write_clip_shards(synth_dir, "val", tmp_path / name, config)
-        digests.append([hashlib.sha256((tmp_path / name / s["name"]).read_bytes()).hexdigest()
-                        for s in manifest["shards"]])
-    assert digests[0] == digests[1] and len(digests[0]) >= 2
+    manifests = [write_clip_shards(synth_dir, "val", tmp_path / name, config) for name in ("a", "b")]
+    assert manifests[0] == manifests[1] and len(manifests[0]["shards"]) >= 2
+    videos = identical = 0
+    for shard in manifests[0]["shards"]:
+        first, second = (_members(tmp_path / name / shard["name"]) for name in ("a", "b"))
+        assert list(first) == list(second)
+        for member, data in first.items():
+            if member.endswith(".mp4"):
+                videos += 1
+                identical += same_video(data, second[member], member)
+            else:
+                assert data == second[member], member
+    assert videos >= 4 and identical >= videos / 2
 
 
 def test_errors(synth_dir, taad_shards, tmp_path):  # noqa: F811

@@ -43,7 +43,8 @@ Generative model (per half, ``rng = default_rng([seed, game, half])``: a game do
    they survive horizontal flips and colour jitter, and a TAAD model can learn the class, the actor and the
    frame. Frames between the halves are dark.
 6. **Files.** One mp4 per game (25 fps, ``libx264``, a keyframe every ``gop`` frames, fixed settings: same
-   seed, same bytes), the tactical HDF5 per split (14 columns; 13 for the challenge split, which has no
+   seed, same frames; libx264 may now and then give other bytes for them, see :mod:`fpspot.data.video`),
+   the tactical HDF5 per split (14 columns; 13 for the challenge split, which has no
    ground truth), the play-by-play JSON for train and val and ``splits.json``. H2 frame numbers continue
    after H1 plus a 50-frame break.
 

@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--games", type=int, default=4, help="number of games (default 4)")
     parser.add_argument("--minutes", type=float, default=2.0, help="length of a game, both halves (default 2)")
     parser.add_argument("--size", type=parse_size, default=(352, 640), help="video frame size HxW (default 352x640)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same data)")
     parser.add_argument("--val-games", type=int, default=None, help="games in the val split (default: 1 in 4)")
     parser.add_argument("--challenge-games", type=int, default=0, help="games in the challenge split (no GT)")
     parser.add_argument("--crf", type=int, default=23, help="H.264 quality of the videos (default 23)")

@@ -9,7 +9,8 @@
   renames it. The same frames do not always give the same bytes with libx264 (PyAV 18.1's wheels): when other
   processes load the CPU, a clip now and then comes out different from one encode to the next, although every
   encoder thread setting is 1 (``benchmarks/encode_determinism.py``, BENCHMARKS.md; mpeg4 showed no difference).
-  The shards of two runs can therefore differ in a few clips.
+  The shards of two runs can therefore differ in a few clips (the tests compare such clips by their decoded
+  frames, ``tests/same_video.py``).
 * :func:`encode_clip` / :func:`decode_clip`: a short clip to and from mp4 bytes in memory (the frame storage
   of the shards, see :mod:`fpspot.data.shards`); decoding can write into a given array (a slot of a batch)
   and run a per-frame transform instead of the plain conversion (the loader's fused augmentation).
