@@ -239,14 +239,12 @@ class EventDST(SpotterModel):
         valid = mask.float()
         if weight is not None:  # each input event weighs as its input class
             valid = valid * weight[(batch["in_cls"].long() - 1).clamp(0, NUM_ACTIONS - 1)]
-        loss_keep = (F.binary_cross_entropy_with_logits(outputs["keep_logit"].float(), keep.float(),
-                                                        reduction="none") * valid).sum() / valid.sum().clamp(min=1e-6)
+        loss_keep = _weighted_bce(outputs["keep_logit"], keep, valid)
         cls_target = torch.where(keep, batch["in_tgt_cls"].long() - 1, -100)
         loss_cls = _ce(outputs["cls_logits"], cls_target, weight)
-        target = batch["in_tgt_player"].long()
         allowed = batch["player_known"].bool() & batch["player_mask"].bool()
-        safe_target = target.clamp(min=0, max=allowed.shape[1] - 1)
-        reachable = keep & (target >= 0) & allowed.gather(1, safe_target)
+        safe_target, pointable = _pointer_targets(batch["in_tgt_player"], allowed)
+        reachable = keep & pointable
         loss_player = _ce(outputs["player_logits"], torch.where(reachable, safe_target, -100), None)
         offset = batch["in_tgt_offset"].long()
         in_range = keep & (offset.abs() <= self.max_offset)
@@ -267,14 +265,9 @@ class EventDST(SpotterModel):
         insertions."""
         mask = batch["in_mask"].bool()
         offset = batch["in_ins_offset"].long()
-        target = batch["in_ins_player"].long()
-        safe_target = target.clamp(min=0, max=allowed.shape[1] - 1)
-        insert = (batch["in_ins"].bool() & mask & (offset.abs() <= self.insert_offset) & (target >= 0)
-                  & allowed.gather(1, safe_target))
-        valid = mask.float()
-        loss_ins = (F.binary_cross_entropy_with_logits(outputs["ins_logit"].float(), insert.float(),
-                                                       reduction="none") * valid).sum() / valid.sum().clamp(min=1e-6)
-        return {"loss_ins": loss_ins,
+        safe_target, pointable = _pointer_targets(batch["in_ins_player"], allowed)
+        insert = batch["in_ins"].bool() & mask & (offset.abs() <= self.insert_offset) & pointable
+        return {"loss_ins": _weighted_bce(outputs["ins_logit"], insert, mask.float()),
                 "loss_ins_cls": _ce(outputs["ins_cls_logits"], torch.where(insert, batch["in_ins_cls"].long() - 1,
                                                                            -100), weight),
                 "loss_ins_player": _ce(outputs["ins_player_logits"], torch.where(insert, safe_target, -100), None),
@@ -368,6 +361,20 @@ def _decisions(exist_logit: torch.Tensor, cls_logits: torch.Tensor, player_logit
             "player_prob": torch.where(mask, player_prob, zero),
             "offset": torch.where(mask, offset_idx - max_offset, 0),
             "frame_prob": torch.where(mask, frame_prob, zero), "score": torch.where(mask, score, zero)}
+
+
+def _pointer_targets(target: torch.Tensor, allowed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(B, N)`` player pointers into a ``(B, P)`` table: the pointers clamped into ``0..P-1`` and whether
+    each is a real target (>= 0) at an entry that can be pointed at."""
+    safe = target.long().clamp(min=0, max=allowed.shape[1] - 1)
+    return safe, (target >= 0) & allowed.gather(1, safe)
+
+
+def _weighted_bce(logit: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of ``(B, N)`` logits against boolean targets, averaged with the ``(B, N)`` weights
+    (0 on padding)."""
+    loss = F.binary_cross_entropy_with_logits(logit.float(), target.float(), reduction="none")
+    return (loss * weight).sum() / weight.sum().clamp(min=1e-6)
 
 
 def _ce(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:

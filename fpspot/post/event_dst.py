@@ -256,12 +256,12 @@ def denoise_half(model, events: Sequence, *, strength: float | str = "auto", min
     value = _strength_of(model, events, strength)
     windows = half_windows(events, int(model.config["window"]), strength=value, max_players=model.max_players)
     device = next(model.parameters()).device
-    fields = ("keep_prob", "cls", "cls_prob", "player", "player_prob", "offset", "frame_prob", "score")
-    inserting = bool(insert) and mode == "replace" and getattr(model, "insert_offset", 0) > 0
-    fields += tuple(f"ins_{name}" for name in fields) if inserting else ()
+    decisions = ("keep_prob", "cls", "cls_prob", "player", "player_prob", "offset", "frame_prob", "score")
+    # the per-event heads, and the insertion heads (outputs prefixed "ins_") when they are used
+    heads = ("", "ins_") if mode == "replace" and insert and getattr(model, "insert_offset", 0) > 0 else ("",)
+    fields = tuple(head + name for head in heads for name in decisions)
     details = {name: np.zeros(len(events), dtype=np.float64) for name in fields}
-    team, shirt = np.zeros(len(events), dtype=np.int64), np.zeros(len(events), dtype=np.int64)
-    ins_team, ins_shirt = np.zeros(len(events), dtype=np.int64), np.zeros(len(events), dtype=np.int64)
+    details.update({head + name: np.zeros(len(events), dtype=np.int64) for head in heads for name in ("team", "shirt")})
     for first in range(0, len(windows), batch_size):
         chunk = windows[first:first + batch_size]
         batch = collate_windows(chunk)
@@ -274,11 +274,9 @@ def denoise_half(model, events: Sequence, *, strength: float | str = "auto", min
             src = tok["source"][owned]
             for name in fields:
                 details[name][src] = out[name][b, owned]
-            pairs = tok["players"][out["player"][b, owned]]
-            team[src], shirt[src] = pairs[:, 0], pairs[:, 1]
-            if inserting:
-                pairs = tok["players"][out["ins_player"][b, owned]]
-                ins_team[src], ins_shirt[src] = pairs[:, 0], pairs[:, 1]
+            for head in heads:
+                pairs = tok["players"][out[f"{head}player"][b, owned]]
+                details[f"{head}team"][src], details[f"{head}shirt"][src] = pairs[:, 0], pairs[:, 1]
     scores = np.clip(details["score"], 0.0, 1.0)
     if mode == "filter":
         if rates is not None:
@@ -287,16 +285,13 @@ def denoise_half(model, events: Sequence, *, strength: float | str = "auto", min
                   if scores[i] >= max(min_score, cuts.get(int(e[3]), 0.0) if cuts else 0.0)]
     else:
         input_frames = np.asarray([int(e[0]) for e in events], dtype=np.int64)
-        frames = input_frames + details["offset"].astype(np.int64)
-        proposals = [Prediction(int(frames[i]), int(team[i]), int(shirt[i]), int(details["cls"][i]),
-                                float(scores[i])) for i in range(len(events))
-                     if frames[i] >= 0 and scores[i] >= min_score]
-        if inserting:
-            ins_frames = input_frames + details["ins_offset"].astype(np.int64)
-            ins_scores = np.clip(details["ins_score"], 0.0, 1.0)
-            proposals += [Prediction(int(ins_frames[i]), int(ins_team[i]), int(ins_shirt[i]),
-                                     int(details["ins_cls"][i]), float(ins_scores[i])) for i in range(len(events))
-                          if ins_frames[i] >= 0 and ins_scores[i] >= min_score]
+        proposals = []
+        for head in heads:
+            frames = input_frames + details[f"{head}offset"].astype(np.int64)
+            team, shirt, cls = (details[f"{head}{name}"] for name in ("team", "shirt", "cls"))
+            head_scores = np.clip(details[f"{head}score"], 0.0, 1.0)
+            proposals += [Prediction(int(frames[i]), int(team[i]), int(shirt[i]), int(cls[i]), float(head_scores[i]))
+                          for i in range(len(events)) if frames[i] >= 0 and head_scores[i] >= min_score]
         # the NMS groups by class and a class's cut removes its lowest scores, so NMS first then cut keeps the
         # same events as cut first then NMS; the auto cuts need the merged events
         result = nms_events(proposals, int(nms_window))
@@ -308,9 +303,7 @@ def denoise_half(model, events: Sequence, *, strength: float | str = "auto", min
                       if p.score >= cuts.get(p.cls, 0.0)]
     result.sort(key=lambda p: (p.frame, -p.score))
     if return_details:
-        details["team"], details["shirt"], details["strength"] = team, shirt, np.full(len(events), value)
-        if inserting:
-            details["ins_team"], details["ins_shirt"] = ins_team, ins_shirt
+        details["strength"] = np.full(len(events), value)
         return result, details
     return result
 
