@@ -5,7 +5,9 @@
 
 The packaged fit has per-class offsets (pseudo-count 30) and carry false positives, calibrated in 3 rounds (the
 defaults); ``--per-class-offsets none --no-carry --calibrate-iters 2`` gives back the previous packaged fit, on
-which the event DST release before it was trained.
+which the event DST release before it was trained. ``--twins`` adds TAAD's habit of firing several classes on one
+player at once (ghosts in another class next to a detection or ghost of the same player; see the module docstring
+of ``fpspot.data.corrupt`` and BENCHMARKS.md).
 
 With ``--check-seeds N`` it also corrupts the ground truth N times with the fitted parameters and prints
 the official micro / macro F1 of the corrupted files next to those of the real predictions;
@@ -14,7 +16,8 @@ the official micro / macro F1 of the corrupted files next to those of the real p
 ``--structure`` compares how the false positives are laid out in the real file and in the corrupted ground
 truth (random bursts, ghosts next to their event's prediction, duplicates on another action of their player,
 predictions of one player and class closer than a spotter's NMS window, the scores of duplicates and of their
-parents, false positives inside their player's possession);
+parents, false positives inside their player's possession, ghosts that are twins of another prediction of their
+player);
 ``--model DIR`` adds, per error kind, the mean keep probability an event DST gives them (how hard they are).
 
     python recipes/fit_corruption.py --out /tmp/params.json --check-seeds 0 --structure \\
@@ -31,7 +34,7 @@ import numpy as np
 
 from fpspot.data.corrupt import (
     DETECTION_KINDS, CorruptionParams, corrupt_playbyplay, fit_corruption, label_predictions, on_other_action,
-    random_bursts, same_group_gaps,
+    random_bursts, same_group_gaps, twin_parents,
 )
 from fpspot.data.footpass import read_playbyplay
 from fpspot.eval import evaluate
@@ -57,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="false positives on a player inside his own possession (between two of his "
                              "consecutive events) as a kind of their own, with their own rate and scores "
                              "(default: on, the packaged fit)")
+    parser.add_argument("--twins", action=argparse.BooleanOptionalAction, default=False,
+                        help="ghosts in another class next to a detection or ghost of the same player (TAAD fires "
+                             "several classes on one player at once) as twins of it, with their own rates, "
+                             "classes and offsets (default: off, the packaged fit)")
     parser.add_argument("--spotter-nms", default="0",
                         help="NMS window (frames) the spotter applies to its own output, put into the corruption: "
                              "0 = none (the packaged fit), 'auto' = measured on --pred (TAAD: 25), or a number")
@@ -71,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     nms = args.spotter_nms if args.spotter_nms == "auto" else int(args.spotter_nms)
     params = fit_corruption(gt, pred, calibrate_iters=args.calibrate_iters, spotter_nms=nms,
                             dup_tilt_bins=args.dup_tilt_bins, per_class_offsets=args.per_class_offsets,
-                            carry=args.carry)
+                            carry=args.carry, twins=args.twins)
     params.source = {**params.source, "gt": args.gt.name, "pred": args.pred.name}
     params.save(args.out)
     CorruptionParams.load(args.out)  # never leave a file we cannot read back
@@ -124,6 +131,7 @@ def layout(gt, pred, model=None) -> dict[str, float]:
     randoms, ghost_gap, dup_near, dup_close, same_gaps, keep = [], [], [], [], [], {}
     dup_scores, parent_scores = [], []
     carries = num_events = 0
+    twins, ghosts = 0, 0
     for key in gt.keys:
         preds = [tuple(p) for p in pred.events.get(key, []) if 1 <= int(p[3]) <= NUM_ACTIONS]
         events = gt.events[key]
@@ -136,6 +144,9 @@ def layout(gt, pred, model=None) -> dict[str, float]:
         randoms.append([p for p, kind in zip(labels.predictions, labels.kinds) if kind == "random"])
         made = np.asarray(sorted(p[0] for p, kind in zip(labels.predictions, labels.kinds)
                                  if kind in DETECTION_KINDS))
+        twin_of = twin_parents(labels.predictions, labels.kinds)
+        twins += sum(parent >= 0 for parent in twin_of)
+        ghosts += labels.kinds.count("ghost")
         for p, kind, j in zip(labels.predictions, labels.kinds, labels.gt_index):
             if kind == "ghost" and made.size:
                 ghost_gap.append(int(np.abs(made - p[0]).min()))
@@ -149,8 +160,11 @@ def layout(gt, pred, model=None) -> dict[str, float]:
 
             _, details = denoise_half(model, preds, strength=1.0, min_score=0.0, return_details=True)
             index = {p: i for i, p in enumerate(preds)}
-            for p, kind in zip(labels.predictions, labels.kinds):
+            for p, kind, parent in zip(labels.predictions, labels.kinds, twin_of):
                 keep.setdefault(kind, []).append(float(details["keep_prob"][index[tuple(p)]]))
+                if parent >= 0:
+                    keep.setdefault("twin (a ghost next to its player's other class)", []).append(
+                        float(details["keep_prob"][index[tuple(p)]]))
                 if carry_kinds[tuple(p)] == "carry":
                     keep.setdefault("carry (a ghost or random inside its player's possession)", []).append(
                         float(details["keep_prob"][index[tuple(p)]]))
@@ -170,7 +184,9 @@ def layout(gt, pred, model=None) -> dict[str, float]:
            "score of a duplicate's parent (median)": float(np.median(parent_scores)),
            "duplicates scored exactly like their parent": float(np.mean(np.isclose(dup_scores, parent_scores))),
            # TAAD fires on a player between two of his consecutive events (mostly drives during a carry)
-           "inside their player's possession, per event": carries / max(num_events, 1)}
+           "inside their player's possession, per event": carries / max(num_events, 1),
+           # TAAD fires several classes on one player at once
+           "ghosts that are twins (player's other class)": twins / max(ghosts, 1)}
     out.update({f"keep probability: {kind}": float(np.mean(v)) for kind, v in sorted(keep.items())})
     return out
 

@@ -42,7 +42,13 @@ Then, per ground-truth event of class ``c``, ``Poisson(ghost_rate[c])`` ghosts a
 ``ghost_neighbour_player``, on a player of that team who acts within +-75 frames (else any active player of
 the team); a ghost of an event that was detected (or got one of the wrong outcomes) sits at an offset from
 ``ghost_anchor_hist`` from *that prediction* (TAAD fires on several players at once), a ghost of a missed
-event at an offset from ``ghost_offset_hist`` from the event. Random false positives (per class ``c``
+event at an offset from ``ghost_offset_hist`` from the event. With twins (``fit_corruption(..., twins=True)``,
+``recipes/fit_corruption.py --twins``; not in the packaged fit) TAAD's habit of firing several classes on one
+player at once is modelled too: every detection (any of the four detection outcomes) and every ghost of class
+``c`` gets ``Poisson(twin_rate[group][c])`` twins (``group`` "detected" or "ghost", :data:`TWIN_PARENTS`), on
+the same player, with a class from ``twin_confusion[c]`` (never ``c``), ``twin_offset_hist`` frames from it
+(``-match_window..match_window``), scored as ghosts; the labeller calls them ghosts, and the fit tells them
+from the other ghosts by :func:`twin_parents`. Random false positives (per class ``c``
 ``random_rate_per_min[c] * free minutes`` expected) fall on the *free* frames of the half's span (those
 farther than ``ghost_window`` from every event, so that they are labelled ``random`` again) in bursts, as
 TAAD's do: a burst starts on a uniformly drawn free frame and has ``random_burst_size`` members (sizes 1, 2,
@@ -77,9 +83,9 @@ that side when there is one), and ``dup_min_gap`` keeps every duplicate at least
 (the smallest real gap, 26 frames for TAAD, whose NMS covers 25). Without them (``null`` / 0) every class
 shares ``jitter_hist`` and duplicates fall on either side alike (older files, and fits without the options).
 With ``spotter_nms`` > 0 (0 in the packaged fit and in older files) the output then goes through the spotter's
-own greedy NMS per (team, jersey, class) over that many frames (:func:`fpspot.post.events.nms_keep`; TAAD's is 25 frames, which
-``fit_corruption(..., spotter_nms="auto")`` measures from the real file: :func:`nms_window_of`). It uses no
-random draw. Measured on games 18/24 it does not make corrupted duplicates harder for the event DST and,
+own greedy NMS per (team, jersey, class) over that many frames (:func:`fpspot.post.events.nms_keep`; TAAD's is
+25 frames, which ``fit_corruption(..., spotter_nms="auto")`` measures from the real file: :func:`nms_window_of`).
+It uses no random draw. Measured on games 18/24 it does not make corrupted duplicates harder for the event DST and,
 since the fitted false-positive rates do not make up for what it removes, moves the corrupted files' micro F1
 away from the real one (0.429 against 0.423 without; real 0.4125), so the packaged fit leaves it off.
 Scores are drawn from per-kind, per-class empirical quantile functions ``score_quantiles[kind][class]``
@@ -134,6 +140,15 @@ play, of which 105 "free" minutes (farther than 25 frames from any event) and 55
   ``ghost_neighbour_player`` .22; ``ghost_anchor_hist`` (ghost - its event's prediction): median |offset| 5,
   30 % within +-2 frames, 12 % on the same frame; ``ghost_offset_hist`` (ghosts of missed events, from the
   event) median |offset| 11.
+* twins (``--twins`` fit, not packaged): games 18/24 have 184 pairs of one player's predictions in different
+  classes within 12 frames per 1000 predictions, the packaged fit about 74 (its ghosts fall on one player in
+  two classes by chance: 24 ghost-ghost pairs against 426 real). Of the 2690 ghosts, 698 are twins of a
+  higher-scored detection (337) or ghost (361) of their player; ``twin_rate`` after calibration (drive ..
+  block) for detections .07 .17 .26 .06 .26 .21 .24 .30, for ghosts .15 .27 .29 .07 .32 .21 .12 .35; classes
+  mostly drive <-> pass and pass / cross / header -> block; offsets mean |4.2| frames, never the same frame.
+  The other ghosts keep ``ghost_rate`` (drive .. block) .35 .67 .70 .23 1.07 1.08 .69 .41. Corrupted with
+  this fit, games 18/24 score micro / macro F1 0.410 +- 0.007 / 0.248 +- 0.006 (10 seeds; real 0.4125 /
+  0.2498; the packaged fit 0.417 / 0.253) with 431 and 402 ghost-ghost pairs (2 seeds; real 426).
 * ``random_rate_per_min`` per free minute (drive .. block): 3.68 1.33 .27 .43 .10 1.07 .65 .47. Bursts:
   sizes 1 / 2 / 3 / 4+ with probability .66 / .21 / .08 / .05, median gap 3 frames; observed repeats between
   consecutive members: player .26, class .46 (generative ``random_burst_same_player`` .38,
@@ -198,9 +213,11 @@ SCORE_KINDS: tuple[str, ...] = ("detected", "wrong", "duplicate", "ghost", "rand
 PREDICTION_KINDS: tuple[str, ...] = ("detected", "wrong_jersey", "wrong_class", "wrong_team", "duplicate",
                                      "ghost", "random", "carry")
 QUANTILE_LEVELS = np.linspace(0.0, 1.0, 21)
+TWIN_PARENTS: tuple[str, ...] = ("detected", "ghost")  # "detected": the four DETECTION_KINDS
 NEIGHBOUR_FRAMES = 75  # a "neighbour" player acts within +-75 frames (3 s) of the event
 PARAMS_FORMAT = "fpspot-corruption/1"
 DEFAULT_PARAMS = "corruption_taad.json"
+
 
 def bucket_of(event: Sequence) -> str:
     """Visibility bucket of a ground-truth event: ``replay`` | ``box`` | ``nobox``."""
@@ -261,6 +278,13 @@ class CorruptionParams:
     # consecutive events of one player -- on that player (None: no such false positives; they are ghosts and
     # randoms); their scores are score_quantiles["carry"] (ghost scores when absent)
     carry_rate_per_min: list[float] | None = None
+    # twins: another class on the same player next to a detection or a ghost (TAAD fires several classes on one
+    # player at once). Per parent group (TWIN_PARENTS) 9 rates per parent class (None: no twins); the twin's class
+    # from twin_confusion (9 x 9, parent class -> twin class, zero diagonal), its frame at twin_offset_hist
+    # (twin - parent, -match_window..match_window) from its parent; scored as a ghost
+    twin_rate: dict[str, list[float]] | None = None
+    twin_confusion: list[list[float]] | None = None
+    twin_offset_hist: dict[str, list] | None = None
     source: dict = field(default_factory=dict)
     format: str = PARAMS_FORMAT
 
@@ -297,7 +321,17 @@ class CorruptionParams:
             values = getattr(self, name)
             if len(values) != NUM_ACTIONS + 1 or min(values) < 0:
                 raise ValueError(f"{where}: key {name!r} must be 9 non-negative rates (index = class id)")
-        for name in ("class_confusion", "ghost_confusion"):
+        twins = (self.twin_rate, self.twin_confusion, self.twin_offset_hist)
+        if any(t is not None for t in twins) and any(t is None for t in twins):
+            raise ValueError(f"{where}: keys 'twin_rate', 'twin_confusion' and 'twin_offset_hist' go together")
+        if self.twin_rate is not None:
+            if set(self.twin_rate) != set(TWIN_PARENTS):
+                raise ValueError(f"{where}: key 'twin_rate' needs one rate list per parent group {list(TWIN_PARENTS)}")
+            for group, values in self.twin_rate.items():
+                if len(values) != NUM_ACTIONS + 1 or min(values) < 0:
+                    raise ValueError(f"{where}: key 'twin_rate[{group}]' must be 9 non-negative rates "
+                                     f"(index = class id)")
+        for name in ("class_confusion", "ghost_confusion", *(("twin_confusion",) if self.twin_rate else ())):
             rows = getattr(self, name)
             if len(rows) != NUM_ACTIONS + 1 or any(len(r) != NUM_ACTIONS + 1 for r in rows):
                 raise ValueError(f"{where}: key {name!r} must be a 9 x 9 matrix")
@@ -337,6 +371,7 @@ class CorruptionParams:
         if min(self.random_burst_gap_hist.get("offsets", [-1]) or [-1]) < 0:
             raise ValueError(f"{where}: key 'random_burst_gap_hist' needs non-negative 'offsets'")
         anchored = ("ghost_anchor_hist",) if self.ghost_anchor_hist is not None else ()
+        anchored += ("twin_offset_hist",) if self.twin_offset_hist is not None else ()
         hists = {name: getattr(self, name) for name in ("jitter_hist", "ghost_offset_hist", "dup_offset_hist",
                                                         "random_burst_gap_hist", *anchored)}
         hists.update({f"jitter_hist_per_class[{c}]": h for c, h in (per_class or {}).items()})
@@ -594,6 +629,30 @@ def on_other_action(gt_events: Sequence, pred: Sequence, parent: Sequence, windo
                and abs(e[0] - parent[0]) > window for e in gt_events)
 
 
+def twin_group(kind: str) -> str | None:
+    """The :data:`TWIN_PARENTS` group of a prediction kind (``None``: its predictions have no twins)."""
+    return "detected" if kind in DETECTION_KINDS else "ghost" if kind == "ghost" else None
+
+
+def twin_parents(predictions: Sequence, kinds: Sequence[str], window: int = 12) -> list[int]:
+    """Per labelled prediction (:func:`label_predictions` order: descending score), the index of the prediction
+    it is a *twin* of, else -1. A twin is a ghost with a higher-scored detection or ghost of the same player
+    (team, shirt) and another class within ``window`` frames that is not a twin itself; its parent is the
+    nearest such prediction (the higher-scored one on a tie)."""
+    parents = [-1] * len(predictions)
+    seen: dict[tuple[int, int], list[int]] = defaultdict(list)  # non-twin parents so far, per player
+    for i, (p, kind) in enumerate(zip(predictions, kinds)):
+        player = (int(p[1]), int(p[2]))
+        if kind == "ghost":
+            near = [j for j in seen[player] if predictions[j][3] != p[3] and abs(predictions[j][0] - p[0]) <= window]
+            if near:
+                parents[i] = min(near, key=lambda j: (abs(predictions[j][0] - p[0]), j))
+                continue
+        if twin_group(kind) is not None:
+            seen[player].append(i)
+    return parents
+
+
 def random_bursts(randoms: Sequence[Sequence], window: int = 25, max_size: int = 8) -> dict:
     """Burst statistics of random false positives: per half, predictions ``(frame, team, shirt, class, ...)``
     sorted by frame are linked into one burst while consecutive ones are at most ``window`` frames apart.
@@ -635,7 +694,7 @@ def fit_corruption(gt: PlayByPlay | Mapping | str, pred: PlayByPlay | Mapping | 
                    shrinkage: float = 10.0, min_score_samples: int = 5, score_shrinkage: float = 10.0,
                    calibrate_iters: int = 2, calibrate_seeds: int = 4, spotter_nms: int | str = 0,
                    dup_tilt_bins: int = 0, per_class_offsets: float | None = None,
-                   carry: bool = False) -> CorruptionParams:
+                   carry: bool = False, twins: bool = False) -> CorruptionParams:
     """Fit :class:`CorruptionParams` from predictions against the ground truth of the same halves.
 
     gt, pred: paths, loaded JSON objects or :class:`PlayByPlay`. Only halves present in both are used.
@@ -650,6 +709,10 @@ def fit_corruption(gt: PlayByPlay | Mapping | str, pred: PlayByPlay | Mapping | 
     carry: label the false positives inside their own player's possession ``carry`` and fit
     ``carry_rate_per_min`` and their scores (else they are ghosts and randoms, as in the previous packaged
     fit).
+    twins: treat the ghosts that sit next to a higher-scored detection or ghost of their player in another class
+    (within ``delta`` frames, :func:`twin_parents`) as its twins and fit ``twin_rate`` (shrunk per class toward the
+    group's pooled rate with ``shrinkage``), ``twin_confusion`` and ``twin_offset_hist``; the other ghost
+    parameters then come from the other ghosts (else twins are ordinary ghosts, as in the packaged fit).
     """
     gt, pred = load_playbyplay(gt, "gt"), load_playbyplay(pred, "pred")
     keys = [k for k in gt.keys if k in set(pred.keys)]
@@ -678,6 +741,10 @@ def fit_corruption(gt: PlayByPlay | Mapping | str, pred: PlayByPlay | Mapping | 
     dup_at_event = 0
     parent_scores, dup_parent_scores = [], []  # every non-duplicate prediction; the parent of every duplicate
     dup_ratios: list[float] = []  # duplicate score / parent score
+    twin_counts = {g: np.zeros(C) for g in TWIN_PARENTS}  # twins per parent group and parent class
+    twin_exposure = {g: np.zeros(C) for g in TWIN_PARENTS}  # non-twin predictions per group and class
+    twin_confusion = np.zeros((C, C))
+    twin_offsets: list[int] = []
     for key in keys:
         events, preds = gt.events[key], pred.events[key]
         labels = label_predictions(events, preds, delta=delta, threshold=threshold, jitter_window=jitter_window,
@@ -687,12 +754,15 @@ def fit_corruption(gt: PlayByPlay | Mapping | str, pred: PlayByPlay | Mapping | 
         randoms.append([p for p, kind in zip(labels.predictions, labels.kinds) if kind == "random"])
         detection_frame = {j: p[0] for p, kind, j in zip(labels.predictions, labels.kinds, labels.gt_index)
                            if kind in DETECTION_KINDS}
+        parents = twin_parents(labels.predictions, labels.kinds, delta) if twins else [-1] * len(labels.kinds)
         for e, out in zip(events, labels.outcome):
             outcome_counts[e[3], BUCKETS.index(bucket_of(e)), OUTCOMES.index(out)] += 1
             gt_per_class[e[3]] += 1
-        for p, kind, j, off in zip(labels.predictions, labels.kinds, labels.gt_index, labels.offset):
+        for n, (p, kind, j, off) in enumerate(zip(labels.predictions, labels.kinds, labels.gt_index, labels.offset)):
             counts[kind] += 1
             cls = p[3]
+            if twins and twin_group(kind) is not None and parents[n] < 0:
+                twin_exposure[twin_group(kind)][cls] += 1
             score_kind = "wrong" if kind.startswith("wrong") else kind
             scores[score_kind][cls].append(p[4])
             if kind == "duplicate":
@@ -711,6 +781,11 @@ def fit_corruption(gt: PlayByPlay | Mapping | str, pred: PlayByPlay | Mapping | 
                 class_jitters[events[j][3]].append(off)
                 if kind == "wrong_class":
                     confusion[events[j][3], cls] += 1
+            elif kind == "ghost" and parents[n] >= 0:
+                parent = labels.predictions[parents[n]]
+                twin_counts[twin_group(labels.kinds[parents[n]])][parent[3]] += 1
+                twin_confusion[parent[3], cls] += 1
+                twin_offsets.append(int(p[0] - parent[0]))
             elif kind == "ghost":
                 e = events[j]
                 ghost_per_class[e[3]] += 1
@@ -765,6 +840,12 @@ def fit_corruption(gt: PlayByPlay | Mapping | str, pred: PlayByPlay | Mapping | 
         score_quantiles[kind] = table
 
     num_ghosts = max(int(ghost_per_class.sum()), 1)
+
+    def twin_rates(group: str) -> list[float]:
+        found, exposed = twin_counts[group], twin_exposure[group]
+        pooled_rate = found.sum() / max(exposed.sum(), 1)
+        return [0.0] + [float((found[c] + shrinkage * pooled_rate) / (exposed[c] + shrinkage)) for c in range(1, C)]
+
     params = CorruptionParams(
         outcome=outcome,
         jitter_hist=_hist(jitters, -jitter_window, jitter_window, smooth=0.0),
@@ -787,6 +868,9 @@ def fit_corruption(gt: PlayByPlay | Mapping | str, pred: PlayByPlay | Mapping | 
         dup_min_gap=0 if per_class_offsets is None or not dup_offsets else int(min(dup_offsets)),
         carry_rate_per_min=[0.0] + [float(carry_per_class[c] / max(possession_minutes, 1e-9)) for c in range(1, C)]
         if carry else None,
+        twin_rate={g: twin_rates(g) for g in TWIN_PARENTS} if twins else None,
+        twin_confusion=rows(twin_confusion, diagonal=False) if twins else None,
+        twin_offset_hist=_hist(twin_offsets, -delta, delta) if twins else None,
         score_quantiles=score_quantiles,
         match_window=delta,
         jitter_window=jitter_window,
@@ -804,6 +888,8 @@ def fit_corruption(gt: PlayByPlay | Mapping | str, pred: PlayByPlay | Mapping | 
                               "ghost": ghost_per_class.astype(int).tolist(),
                               "random": random_per_class.astype(int).tolist(),
                               **({"carry": carry_per_class.astype(int).tolist()} if carry else {}),
+                              **({f"twin_{g}": twin_counts[g].astype(int).tolist() for g in TWIN_PARENTS}
+                                 if twins else {}),
                               "duplicate": dup_per_class.astype(int).tolist()}},
     )
     # the generator keeps the player (a), keeps the class (b) or draws both afresh (1 - a - b), and a fresh draw
@@ -855,7 +941,8 @@ def calibrate_corruption(params: CorruptionParams, gt: PlayByPlay, *, iters: int
                                calibrate_iters=0, delta=params.match_window, threshold=params.source["threshold"],
                                jitter_window=params.jitter_window, ghost_window=params.ghost_window,
                                dup_window=params.dup_window,
-                               carry=params.carry_rate_per_min is not None).source for s in range(seeds)]
+                               carry=params.carry_rate_per_min is not None,
+                               twins=params.twin_rate is not None).source for s in range(seeds)]
         sims = [fit["per_class"] for fit in fits]
         mean = {name: np.mean([np.asarray(sim[name], dtype=np.float64) for sim in sims], axis=0) for name in target}
         tgt = {name: np.asarray(target[name], dtype=np.float64) for name in target}
@@ -877,6 +964,9 @@ def calibrate_corruption(params: CorruptionParams, gt: PlayByPlay, *, iters: int
                                                  for c in range(1, NUM_ACTIONS + 1)]
             params.dup_rate = [0.0] + [params.dup_rate[c] * ratio(tgt["duplicate"][c], mean["duplicate"][c])
                                        for c in range(1, NUM_ACTIONS + 1)]
+        if params.twin_rate is not None:  # twins landing on another event of their class are labelled otherwise
+            params.twin_rate = {g: [rate * ratio(tgt[f"twin_{g}"].sum(), mean[f"twin_{g}"].sum()) for rate in rates]
+                                for g, rates in params.twin_rate.items()}
         if "dup_at_player_event_observed" in params.source:
             simulated = float(np.mean([fit["dup_at_player_event_observed"] for fit in fits]))
             params.dup_at_player_event = float(np.clip(
@@ -931,6 +1021,7 @@ class SamplerTables:
     ghost_anchor: tuple | None
     burst_gap: tuple
     quantiles: dict
+    twin: tuple | None = None
 
     @classmethod
     def of(cls, params: CorruptionParams) -> "SamplerTables":
@@ -944,6 +1035,8 @@ class SamplerTables:
             dup=cls._hist(params.dup_offset_hist["offsets"], params.dup_offset_hist["probs"]),
             ghost_anchor=cls._hist(anchor["offsets"], anchor["probs"]) if anchor else None,
             burst_gap=cls._hist(burst["offsets"], burst["probs"]),
+            twin=cls._hist(params.twin_offset_hist["offsets"], params.twin_offset_hist["probs"])
+            if params.twin_offset_hist else None,
             quantiles={kind: {c: np.asarray(q, dtype=np.float64) for c, q in table.items()}
                        for kind, table in params.score_quantiles.items()})
 
@@ -970,6 +1063,7 @@ class _Sampler:
         self.jitter, self.jitter_inner, self.class_jitter = t.jitter, t.jitter_inner, t.class_jitter
         self.dup_after = params.dup_after
         self.ghost, self.dup, self.ghost_anchor, self.burst_gap = t.ghost, t.dup, t.ghost_anchor, t.burst_gap
+        self.twin = t.twin
         self.quantiles = t.quantiles
 
     def jitter_of(self, cls: int, inner: bool = False) -> tuple[list[int], list[float]]:
@@ -1112,6 +1206,21 @@ def _random_bursts(params: CorruptionParams, s: _Sampler, rng: np.random.Generat
             emit(frame, team, shirt, cls, "random", "random")
 
 
+def _twins(params: CorruptionParams, s: _Sampler, rng: np.random.Generator, fp_scale: float, emit,
+           emitted: Sequence[tuple[Prediction, str, int]]) -> None:
+    """Twins of the ``emitted`` detections and ghosts (``(prediction, kind, source)`` rows): per parent of class
+    ``c`` in group ``g`` (:func:`twin_group`) ``Poisson(twin_rate[g][c] * fp_scale)`` predictions on the same
+    player, with a class from ``twin_confusion[c]``, ``twin_offset_hist`` frames from the parent, scored as
+    ghosts."""
+    for pred, kind, _source in emitted:
+        group = twin_group(kind)
+        if group is None:
+            continue
+        for _ in range(rng.poisson(params.twin_rate[group][pred.cls] * fp_scale)):
+            cls = draw_index(rng, params.twin_confusion[pred.cls])
+            emit(pred.frame + s.offset(s.twin), pred.team, pred.shirt, cls, "ghost", "ghost")
+
+
 def _carries(params: CorruptionParams, rng: np.random.Generator, events: Sequence[GTEvent], fp_scale: float,
              emit, emitted: Sequence[Prediction]) -> None:
     """False positives inside a player's own possession (:func:`player_possessions`), on that player: per class
@@ -1213,6 +1322,8 @@ def corrupt_half(gt_events: Sequence, params: CorruptionParams, rng: np.random.G
             if shirt is None:
                 shirt = _draw_player(rng, active, team)
             emit(frame, team, shirt, cls, "ghost", "ghost")
+    if params.twin_rate is not None:
+        _twins(params, s, rng, fp_scale, emit, list(out))
     if span is None and events:
         span = (events[0].frame, events[-1].frame)
     if span is not None:
@@ -1293,5 +1404,5 @@ __all__ = [
     "SamplerTables",
     "bucket_of", "corrupt_half", "corrupt_playbyplay", "draw_index", "fit_corruption", "half_seed",
     "label_predictions", "nms_window_of", "on_other_action", "random_bursts", "same_group_gaps", "scaled_outcome",
-    "strength_scales",
+    "strength_scales", "TWIN_PARENTS", "twin_group", "twin_parents",
 ]
