@@ -398,14 +398,14 @@ def test_twin_parents_on_a_controlled_case():
     """A ghost is the twin of the nearest higher-scored detection or ghost of its player in another class within
     the window; never of a twin, a duplicate or a random, never in its own class or on another player."""
     P = Prediction
-    preds = [P(100, 0, 7, 2, .9), P(104, 0, 7, 1, .8), P(98, 0, 7, 8, .7), P(103, 0, 7, 2, .6),  # 0..3
+    preds = [P(100, 0, 7, 2, .9), P(104, 0, 7, 1, .8), P(106, 0, 7, 8, .7), P(103, 0, 7, 2, .6),  # 0..3
              P(130, 0, 7, 6, .5), P(101, 1, 7, 1, .5), P(300, 0, 9, 1, .9), P(305, 0, 9, 3, .4),  # 4..7
              P(500, 0, 4, 1, .9), P(506, 0, 4, 2, .8)]  # 8..9
     kinds = ["detected", "ghost", "ghost", "ghost", "ghost", "ghost", "random", "ghost", "ghost", "ghost"]
     assert twin_parents(preds, kinds, window=12) == [-1, 0, 0, -1, -1, -1, -1, -1, -1, 8]
-    # 1, 2: next to the detection (the twin 1 is nearer to 2 but is a twin); 3: same class as its only candidate
-    # parent 0 and twin 1 is no parent; 4: 30 frames away; 5: other team; 7: its neighbour is a random; 9: a ghost's
-    kinds[0] = "duplicate"  # duplicates have no twins: 1 becomes a parent of 2 (its nearest in another class)
+    # 1, 2: twins of the detection 0 (1 is nearer to 2, but a twin is no parent); 3: 0 has its class and 1, 2 are
+    # twins; 4: 30 frames away; 5: other team; 7: its neighbour is a random; 9: a twin of the ghost 8
+    kinds[0] = "duplicate"  # duplicates have no twins: 1 is no twin, so it is the parent of 2 and 3
     assert twin_parents(preds, kinds, window=12)[:4] == [-1, -1, 1, 1]
 
 
@@ -424,12 +424,11 @@ def _twin_pairs(pred: PlayByPlay, window: int = 12) -> float:
 
 
 @pytest.mark.slow
-def test_twins_follow_taad(footpass_dir, params, synth):
+def test_twins_follow_taad(footpass_dir, synth):
     """TAAD fires several classes on one player at once: 184 pairs of one player's predictions in different
     classes within 12 frames per 1000 predictions on games 18/24, of which the packaged fit (ghosts placed one by
-    one) makes under half. Fitted with ``twins``, the corrupted ground truth has as many (within 15 %), its
-    generated twins are labelled twins again at the fitted rate, and a refit on a synthetic sequence corrupted
-    with the twin parameters gives them back."""
+    one) makes under half. Fitted with ``twins``, the corrupted ground truth has as many (within 15 %), and a
+    refit on a synthetic sequence corrupted with the twin parameters gives their rates and offsets back."""
     gt = read_playbyplay(footpass_dir / "playbyplay_val_g18_g24.json", "gt")
     taad = read_playbyplay(footpass_dir / "playbyplay_TAAD_val_g18_g24.json", "pred")
     twins = fit_corruption(gt, taad, calibrate_iters=1, per_class_offsets=30, carry=True, twins=True)
