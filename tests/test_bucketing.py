@@ -7,12 +7,13 @@ import random
 
 import numpy as np
 import pytest
-from harness import recipe_module
 
 from fpspot.data.bucketing import count_batches, token_budget_batches
 from fpspot.data.corrupt import CorruptionParams
 from fpspot.data.event_windows import WindowCorruptor, cut_windows, write_window_shards
 from fpspot.data.footpass import read_playbyplay
+from fpspot.pipeline.event_dst.config import DataSection
+from fpspot.pipeline.event_dst.data import WindowBatches
 
 
 @pytest.fixture(scope="module")
@@ -59,25 +60,24 @@ def test_a_sample_longer_than_the_budget_is_its_own_batch():
 
 
 def test_recipe_epoch_of_token_budget_batches(gt, tmp_path):
-    with recipe_module("event_dst", "event_dst_recipe_bucketing") as recipe:
-        manifest = write_window_shards(tmp_path, gt, keys=gt.keys, samples_per_shard=60)
-        data = recipe.DataSection(shard_dir=str(tmp_path), max_tokens=240, bucket_pool=64, shuffle=100)
-        corruptor = WindowCorruptor(CorruptionParams.load(), seed=0, strength=(0.05, 1.5, 0.5), augment=True)
-        clean = [w for k in gt.keys for w in cut_windows(k, gt.events[k])]
-        batches = recipe.WindowBatches(data, manifest, corruptor, 32, 0, 1, 0, estimate=clean)
-        epochs = [list(batches(epoch)) for epoch in (0, 1)]
-        for epoch in epochs:
-            assert len(epoch) == len(batches) > 0
-            assert all(b["in_mask"].numel() <= 240 for b in epoch)
-            real = sum(int(b["in_mask"].sum()) for b in epoch)
-            assert real / sum(b["in_mask"].numel() for b in epoch) > 0.8  # little padding
-            assert sum(len(b["meta"]) for b in epoch) > 0.9 * manifest["num_samples"]  # nearly every window once
-        assert [b["meta"][0]["key"] for b in epochs[0]] != [b["meta"][0]["key"] for b in epochs[1]]
-        # an epoch longer than one pass over the windows continues with another shuffle of them
-        batches.num_batches = len(batches) + 5
-        assert len(list(batches(2))) == len(batches)
-        with pytest.raises(ValueError, match="needs clean windows to size the epoch"):
-            recipe.WindowBatches(data, manifest, corruptor, 32, 0, 1, 0)
+    manifest = write_window_shards(tmp_path, gt, keys=gt.keys, samples_per_shard=60)
+    data = DataSection(shard_dir=str(tmp_path), max_tokens=240, bucket_pool=64, shuffle=100)
+    corruptor = WindowCorruptor(CorruptionParams.load(), seed=0, strength=(0.05, 1.5, 0.5), augment=True)
+    clean = [w for k in gt.keys for w in cut_windows(k, gt.events[k])]
+    batches = WindowBatches(data, manifest, corruptor, 32, 0, 1, 0, estimate=clean)
+    epochs = [list(batches(epoch)) for epoch in (0, 1)]
+    for epoch in epochs:
+        assert len(epoch) == len(batches) > 0
+        assert all(b["in_mask"].numel() <= 240 for b in epoch)
+        real = sum(int(b["in_mask"].sum()) for b in epoch)
+        assert real / sum(b["in_mask"].numel() for b in epoch) > 0.8  # little padding
+        assert sum(len(b["meta"]) for b in epoch) > 0.9 * manifest["num_samples"]  # nearly every window once
+    assert [b["meta"][0]["key"] for b in epochs[0]] != [b["meta"][0]["key"] for b in epochs[1]]
+    # an epoch longer than one pass over the windows continues with another shuffle of them
+    batches.num_batches = len(batches) + 5
+    assert len(list(batches(2))) == len(batches)
+    with pytest.raises(ValueError, match="needs clean windows to size the epoch"):
+        WindowBatches(data, manifest, corruptor, 32, 0, 1, 0)
 
 
 def test_recipe_worker_makes_the_same_token_budget_batches(gt, tmp_path):
@@ -85,21 +85,20 @@ def test_recipe_worker_makes_the_same_token_budget_batches(gt, tmp_path):
     pool ahead): they are the batches the training process makes itself, in the same order."""
     import torch
 
-    with recipe_module("event_dst", "event_dst_recipe_worker") as recipe:
-        manifest = write_window_shards(tmp_path, gt, keys=gt.keys[:2], samples_per_shard=60)
-        clean = [w for k in gt.keys[:2] for w in cut_windows(k, gt.events[k])]
-        epochs = []
-        for workers in (0, 1):
-            data = recipe.DataSection(shard_dir=str(tmp_path), max_tokens=240, bucket_pool=64, shuffle=100,
-                                      num_workers=workers, prefetch_batches=8)
-            corruptor = WindowCorruptor(CorruptionParams.load(), seed=0, strength=(0.05, 1.5, 0.5), augment=True)
-            epochs.append(list(recipe.WindowBatches(data, manifest, corruptor, 32, 0, 1, 0, estimate=clean)(2)))
-        assert len(epochs[0]) == len(epochs[1]) > 5
-        for main, worker in zip(*epochs):
-            assert main["meta"] == worker["meta"]
-            for name, value in main.items():
-                if isinstance(value, torch.Tensor):
-                    assert torch.equal(value, worker[name]), name
+    manifest = write_window_shards(tmp_path, gt, keys=gt.keys[:2], samples_per_shard=60)
+    clean = [w for k in gt.keys[:2] for w in cut_windows(k, gt.events[k])]
+    epochs = []
+    for workers in (0, 1):
+        data = DataSection(shard_dir=str(tmp_path), max_tokens=240, bucket_pool=64, shuffle=100,
+                           num_workers=workers, prefetch_batches=8)
+        corruptor = WindowCorruptor(CorruptionParams.load(), seed=0, strength=(0.05, 1.5, 0.5), augment=True)
+        epochs.append(list(WindowBatches(data, manifest, corruptor, 32, 0, 1, 0, estimate=clean)(2)))
+    assert len(epochs[0]) == len(epochs[1]) > 5
+    for main, worker in zip(*epochs):
+        assert main["meta"] == worker["meta"]
+        for name, value in main.items():
+            if isinstance(value, torch.Tensor):
+                assert torch.equal(value, worker[name]), name
 
 
 def test_recipe_epoch_of_fixed_batches(gt, tmp_path):
@@ -110,20 +109,19 @@ def test_recipe_epoch_of_fixed_batches(gt, tmp_path):
 
     from fpspot.data.event_windows import collate_windows, window_dataset
 
-    with recipe_module("event_dst", "event_dst_recipe_fixed") as recipe:
-        manifest = write_window_shards(tmp_path, gt, keys=gt.keys, samples_per_shard=60)
-        data = recipe.DataSection(shard_dir=str(tmp_path), max_tokens=0, shuffle=100)
-        corruptor = WindowCorruptor(CorruptionParams.load(), seed=0, strength=(0.05, 1.5, 0.5), augment=True)
-        batches = recipe.WindowBatches(data, manifest, corruptor, 16, 0, 1, 7)
-        assert len(batches) == manifest["num_samples"] // 16
-        epoch = list(batches(3))
-        assert len(epoch) == len(batches) and all(len(b["meta"]) == 16 for b in epoch)
-        corruptor.set_epoch(3)
-        shuffle_seed = 7 * 100_003 + 3 * 1009  # the recipe's seed for process 0, epoch 3, first pass
-        windows = list(window_dataset(tmp_path, corruptor, shuffle=100, shuffle_seed=shuffle_seed))
-        expected = [collate_windows(windows[i:i + 16]) for i in range(0, 16 * len(epoch), 16)]
-        for got, want in zip(epoch, expected):
-            assert got["meta"] == want["meta"]
-            for name, value in want.items():
-                if isinstance(value, torch.Tensor):
-                    assert torch.equal(got[name], value), name
+    manifest = write_window_shards(tmp_path, gt, keys=gt.keys, samples_per_shard=60)
+    data = DataSection(shard_dir=str(tmp_path), max_tokens=0, shuffle=100)
+    corruptor = WindowCorruptor(CorruptionParams.load(), seed=0, strength=(0.05, 1.5, 0.5), augment=True)
+    batches = WindowBatches(data, manifest, corruptor, 16, 0, 1, 7)
+    assert len(batches) == manifest["num_samples"] // 16
+    epoch = list(batches(3))
+    assert len(epoch) == len(batches) and all(len(b["meta"]) == 16 for b in epoch)
+    corruptor.set_epoch(3)
+    shuffle_seed = 7 * 100_003 + 3 * 1009  # the recipe's seed for process 0, epoch 3, first pass
+    windows = list(window_dataset(tmp_path, corruptor, shuffle=100, shuffle_seed=shuffle_seed))
+    expected = [collate_windows(windows[i:i + 16]) for i in range(0, 16 * len(epoch), 16)]
+    for got, want in zip(epoch, expected):
+        assert got["meta"] == want["meta"]
+        for name, value in want.items():
+            if isinstance(value, torch.Tensor):
+                assert torch.equal(got[name], value), name

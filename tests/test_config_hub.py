@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from harness import recipe_module
 
 from fpspot.pipeline.config import PipelineConfig
 from fpspot.train.config import ConfigError, config_to_dict, load_config, parse_config, read_config_file
@@ -83,10 +82,11 @@ def test_recipe_configs_use_the_cpu_sizes_by_default():
 
 
 def test_event_dst_config_loads_with_its_recipe():
-    with recipe_module("event_dst", "event_dst_recipe") as module:
-        config = load_config(module.RecipeConfig, CONFIGS / "event_dst.yaml")
-        with pytest.raises(ConfigError, match="export.dst_thresholds: 'auto' or 'maximin', got 'best'"):
-            load_config(module.RecipeConfig, CONFIGS / "event_dst.yaml", ["export.dst_thresholds=best"])
+    from fpspot.pipeline.event_dst.config import RecipeConfig
+
+    config = load_config(RecipeConfig, CONFIGS / "event_dst.yaml")
+    with pytest.raises(ConfigError, match="export.dst_thresholds: 'auto' or 'maximin', got 'best'"):
+        load_config(RecipeConfig, CONFIGS / "event_dst.yaml", ["export.dst_thresholds=best"])
     assert config.data.window > 0 and config.train.epochs > 0 and config.export.dst_thresholds == "auto"
 
 
@@ -115,13 +115,14 @@ def test_override_and_errors_name_the_key():
 
 def test_choice_spelled_as_a_yaml_boolean_is_read_as_the_choice():
     # YAML 1.1 reads a bare `no` as false: `train.mixed_precision=no` must still mean the choice 'no'
-    with recipe_module("event_dst", "event_dst_recipe") as module:
-        config = load_config(module.RecipeConfig, CONFIGS / "event_dst.yaml", ["train.mixed_precision=no"])
-        assert config.train.mixed_precision == "no"
-        assert load_config(module.RecipeConfig, CONFIGS / "event_dst.yaml",
-                           ["train.mixed_precision=bf16"]).train.mixed_precision == "bf16"
-        with pytest.raises(ConfigError, match="train.mixed_precision: expected one of .*got True"):
-            load_config(module.RecipeConfig, CONFIGS / "event_dst.yaml", ["train.mixed_precision=yes"])
+    from fpspot.pipeline.event_dst.config import RecipeConfig
+
+    config = load_config(RecipeConfig, CONFIGS / "event_dst.yaml", ["train.mixed_precision=no"])
+    assert config.train.mixed_precision == "no"
+    assert load_config(RecipeConfig, CONFIGS / "event_dst.yaml",
+                       ["train.mixed_precision=bf16"]).train.mixed_precision == "bf16"
+    with pytest.raises(ConfigError, match="train.mixed_precision: expected one of .*got True"):
+        load_config(RecipeConfig, CONFIGS / "event_dst.yaml", ["train.mixed_precision=yes"])
 
 
 @pytest.mark.parametrize("recipe", ["taad", "taad_gnn", "taad_dst"])

@@ -111,13 +111,26 @@ def test_training_windows_carry_insertion_targets_only_for_insertion_heads(recip
     """``model.insert_offset > 0`` makes the recipe's corruptor add the insertion targets the heads train on."""
     from fpspot.data.corrupt import CorruptionParams
     from fpspot.data.event_windows import cut_windows
+    from fpspot.pipeline.event_dst.config import RecipeConfig
+    from fpspot.pipeline.event_dst.data import training_corruptor
     from fpspot.train.config import load_config
 
     gt = read_playbyplay(footpass_dir / "playbyplay_train.json", "gt")
     window = cut_windows(gt.keys[0], gt.events[gt.keys[0]])[5]
-    config = load_config(recipe.RecipeConfig, recipe.DEFAULT_CONFIG)
+    config = load_config(RecipeConfig, recipe.DEFAULT_CONFIG)
     params = CorruptionParams.load()
-    assert config.model.insert_offset == 0 and "in_ins" not in recipe.training_corruptor(config, params)(window)
+    assert config.model.insert_offset == 0 and "in_ins" not in training_corruptor(config, params)(window)
     config.model.insert_offset = 75
-    tokens = recipe.training_corruptor(config, params)(window)
+    tokens = training_corruptor(config, params)(window)
     assert tokens["in_ins"].shape == tokens["in_cls"].shape and tokens["in_ins"].any()
+
+
+def test_library_run_needs_a_training_play_by_play(tmp_path):
+    """The workflow lives in :mod:`fpspot.pipeline.event_dst`; the recipe script only gives it the defaults. Without
+    ``data.gt`` and without the recipe's default it stops with an error naming the key, before any work."""
+    from fpspot.pipeline.event_dst.run import main
+    from fpspot.train.config import ConfigError
+
+    with pytest.raises(ConfigError, match="data.gt: no training play-by-play given"):
+        main([f"train.run_dir={tmp_path / 'run'}"])
+    assert not (tmp_path / "run").exists()

@@ -2,7 +2,8 @@
 (:mod:`~fpspot.pipeline.config`), restartable stages (:mod:`~fpspot.pipeline.stages`), the run directory
 (:mod:`~fpspot.pipeline.layout`), the stage bodies (:mod:`~fpspot.pipeline.steps`), baselines
 (:mod:`~fpspot.pipeline.baselines`), the summary (:mod:`~fpspot.pipeline.report`) and the order of the stages
-(:mod:`~fpspot.pipeline.run`).
+(:mod:`~fpspot.pipeline.run`). The event DST recipe (``recipes/event_dst.py``) has its own workflow in
+:mod:`fpspot.pipeline.event_dst`.
 
 Importing this package is light: torch and the models are imported by the stages that need them.
 """
