@@ -26,7 +26,6 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 FOOTPASS = REPO.parent / "shared" / "data" / "footpass"
 RELEASED = REPO / "recipes" / "pretrained" / "event_dst"
-GRID = tuple(round(0.02 * i, 2) for i in range(1, 49))  # the recipe's threshold grid (0.02 .. 0.96)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     gated = {}
     if not args.no_ablation:
         from fpspot.data.corrupt import CorruptionParams, corrupt_playbyplay
+        from fpspot.pipeline.event_dst.heldout import GATE_GRID  # the recipe's threshold grid
         from fpspot.post.gating import fit_thresholds, gate
 
         train = read_playbyplay(args.footpass / "playbyplay_train.json", "gt")
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             names = list(truth)
             from fpspot.data.footpass import PlayByPlay
 
-            thresholds = fit_thresholds(PlayByPlay("gt", names, truth), PlayByPlay("pred", names, noisy), GRID,
+            thresholds = fit_thresholds(PlayByPlay("gt", names, truth), PlayByPlay("pred", names, noisy), GATE_GRID,
                                         shrink=30.0, shared="micro")
             gated[name] = gate(inputs[name], thresholds)
 
