@@ -32,7 +32,7 @@ import numpy as np
 import webdataset as wds
 
 import event_dst_recipe
-import fpspot.data.corrupt as corrupt
+import fpspot.data.corrupt.generate as corrupt  # the module that draws (its draw_index is patched below)
 from fpspot.data.event_windows import WindowCorruptor, iter_windows
 from fpspot.data.footpass import read_playbyplay
 
