@@ -534,15 +534,15 @@ def test_corrupted_gt_scores_like_taad(footpass_dir, params):
 
 
 def test_structure_layout_of_real_and_corrupted_files(footpass_dir, params):
-    """``fit_corruption.py --structure``'s layout figures: on the real TAAD file the spotter's NMS leaves no
-    duplicate within 12 frames of its parent, no duplicate is scored like its parent, and parents (TAAD's
-    confident detections) outscore their duplicates; the corrupted file gets the same rows."""
-    from harness import recipe_module
+    """The layout figures of ``fit_corruption.py --structure`` (:func:`fpspot.data.corrupt.structure.
+    false_positive_layout`): on the real TAAD file the spotter's NMS leaves no duplicate within 12 frames of its
+    parent, no duplicate is scored like its parent, and parents (TAAD's confident detections) outscore their
+    duplicates; the corrupted file gets the same rows."""
+    from fpspot.data.corrupt.structure import false_positive_layout
 
-    with recipe_module("fit_corruption", "fit_corruption_layout") as recipe:
-        gt = read_playbyplay(footpass_dir / "playbyplay_val_g18_g24.json", "gt")
-        real = recipe.layout(gt, read_playbyplay(footpass_dir / "playbyplay_TAAD_val_g18_g24.json", "pred"))
-        corrupted = recipe.layout(gt, corrupt_playbyplay(gt, params, 0))
+    gt = read_playbyplay(footpass_dir / "playbyplay_val_g18_g24.json", "gt")
+    real = false_positive_layout(gt, read_playbyplay(footpass_dir / "playbyplay_TAAD_val_g18_g24.json", "pred"))
+    corrupted = false_positive_layout(gt, corrupt_playbyplay(gt, params, 0))
     assert real["duplicate within 12 frames of its parent"] == 0.0
     assert real["same player and class <= 25 frames apart"] == 0.0
     assert real["duplicates scored exactly like their parent"] == 0.0
