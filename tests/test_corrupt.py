@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from importlib import resources
 
 import numpy as np
 import pytest
@@ -459,7 +460,7 @@ def test_twins_follow_taad(footpass_dir, synth):
 
 
 @pytest.mark.slow
-def test_packaged_fit_is_reproduced(footpass_dir, params):
+def test_packaged_fit_is_reproduced(footpass_dir, params, tmp_path):
     """``python recipes/fit_corruption.py`` with the options recorded in the packaged file gives the packaged file
     back, so the noise the released event DST was trained on can be regenerated (a changed order of random
     draws in the generator changes the calibration and fails here)."""
@@ -476,6 +477,11 @@ def test_packaged_fit_is_reproduced(footpass_dir, params):
     for key in packaged:
         if key != "source":
             assert fresh[key] == packaged[key], key
+    # and byte for byte: the file the recipe writes (it records the input files by name) is the packaged file,
+    # every key included (the unused ones as null)
+    refit.source = {**refit.source, "gt": "playbyplay_val_g18_g24.json", "pred": "playbyplay_TAAD_val_g18_g24.json"}
+    packaged_file = resources.files("fpspot.data").joinpath("corruption_taad.json").read_bytes()
+    assert refit.save(tmp_path / "refit.json").read_bytes() == packaged_file
 
 
 def test_fit_matches_official_counts(footpass_dir):
