@@ -190,7 +190,8 @@ Modules
 :mod:`~fpspot.data.corrupt.params` (the parameters and the names of outcomes, kinds and buckets),
 :mod:`~fpspot.data.corrupt.labels` (how predictions relate to the ground truth: error kinds, possessions, twins),
 :mod:`~fpspot.data.corrupt.fit` (fitting and calibration), :mod:`~fpspot.data.corrupt.generate` (drawing
-corrupted predictions). Everything public is importable from this package.
+corrupted predictions), :mod:`~fpspot.data.corrupt.structure` (how false positives are laid out, to compare a real
+file with corrupted ground truth). Everything public is importable from this package.
 """
 
 from fpspot.data.corrupt.fit import (
@@ -206,12 +207,13 @@ from fpspot.data.corrupt.labels import (
 from fpspot.data.corrupt.params import (
     BUCKETS, DETECTION_KINDS, OUTCOMES, PREDICTION_KINDS, SCORE_KINDS, TWIN_PARENTS, CorruptionParams, bucket_of,
 )
+from fpspot.data.corrupt.structure import false_positive_layout
 
 __all__ = [
     "BUCKETS", "DETECTION_KINDS", "OUTCOMES", "PREDICTION_KINDS", "SCORE_KINDS", "TWIN_PARENTS", "CorruptionParams",
     "HalfLabels", "SamplerTables",
-    "bucket_of", "calibrate_corruption", "corrupt_half", "corrupt_playbyplay", "draw_index", "fit_corruption",
-    "half_seed", "label_predictions", "nms_window_of", "on_other_action", "parent_score_tilt", "per_class_hists",
-    "player_possessions", "possession_of", "random_bursts", "same_group_gaps", "scaled_outcome", "shrunk_fractions",
-    "strength_scales", "twin_group", "twin_parents",
+    "bucket_of", "calibrate_corruption", "corrupt_half", "corrupt_playbyplay", "draw_index", "false_positive_layout",
+    "fit_corruption", "half_seed", "label_predictions", "nms_window_of", "on_other_action", "parent_score_tilt",
+    "per_class_hists", "player_possessions", "possession_of", "random_bursts", "same_group_gaps", "scaled_outcome",
+    "shrunk_fractions", "strength_scales", "twin_group", "twin_parents",
 ]
