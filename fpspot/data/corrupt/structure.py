@@ -15,9 +15,9 @@ from fpspot.schema import NUM_ACTIONS
 def false_positive_layout(gt: PlayByPlay, pred: PlayByPlay, model=None) -> dict[str, float]:
     """Figures of how a prediction file's false positives are laid out against the ground truth of its halves
     (random bursts, ghosts next to a detection, duplicates and their parents, predictions inside their
-    player's possession, twins; the module docstring), and with an event DST ``model`` the mean keep probability
-    it gives each error kind. ``recipes/fit_corruption.py --structure`` prints them for the real file and for
-    the ground truth corrupted by a fit, side by side."""
+    player's possession, twins; see :mod:`fpspot.data.corrupt`), and with an event DST ``model`` the mean keep
+    probability it gives each error kind. ``recipes/fit_corruption.py --structure`` prints them for the real file
+    and for the ground truth corrupted by a fit, side by side."""
     randoms, ghost_gap, dup_near, dup_close, same_gaps, keep = [], [], [], [], [], {}
     dup_scores, parent_scores = [], []
     carries = num_events = 0
