@@ -39,10 +39,10 @@ FEATURE_SETS = {"model score as is": None, "score recalibrated": [0], "+ player-
 
 def true_positive_flags(gt_events, predictions) -> np.ndarray:
     """Per prediction (input order): matched by the official matcher (delta 12, every score counted)."""
-    from fpspot.eval.metric import match_half
+    from fpspot.eval.metric import match_half, scored_order
 
-    order = sorted(range(len(predictions)), key=lambda i: -predictions[i].score)  # the matcher's order
-    match = match_half(gt_events, [predictions[i] for i in order], 12, 0.0)
+    order = scored_order(predictions, 0.0)
+    match = match_half(gt_events, predictions, 12, 0.0)
     flags = np.zeros(len(predictions), dtype=bool)
     flags[np.asarray(order, dtype=np.int64)[match.pred_tp]] = True
     return flags

@@ -49,6 +49,14 @@ class HalfMatch:
     gt_matched: np.ndarray
 
 
+def scored_order(predictions, threshold: float = 0.15) -> list[int]:
+    """Indices of the predictions the matcher scores (score >= ``threshold``, class 1..8), in the order it
+    matches them: descending score, equal scores in file order. ``HalfMatch.pred_*[n]`` is prediction
+    ``scored_order(...)[n]``."""
+    kept = [i for i, p in enumerate(predictions) if p[4] >= threshold and 1 <= p[3] <= NUM_ACTIONS]
+    return sorted(kept, key=lambda i: -predictions[i][4])  # stable: equal scores keep file order
+
+
 def match_half(gt_events, predictions, delta: int = 12, threshold: float = 0.15, key: str = "") -> HalfMatch:
     """Greedy official matching of one half's predictions to its ground truth.
 
@@ -65,8 +73,7 @@ def match_half(gt_events, predictions, delta: int = 12, threshold: float = 0.15,
     gt_matched = np.zeros(len(gt_events), dtype=bool)
     used = {g: [False] * len(frames) for g, frames in groups_frames.items()}
 
-    scored = [p for p in predictions if p[4] >= threshold and 1 <= p[3] <= NUM_ACTIONS]
-    scored.sort(key=lambda p: -p[4])  # stable: equal scores keep file order
+    scored = [predictions[i] for i in scored_order(predictions, threshold)]
     pred_tp = np.zeros(len(scored), dtype=bool)
     for n, (frame, team, shirt, cls, _score) in enumerate(scored):
         group = (team, shirt, cls)

@@ -12,7 +12,7 @@ import numpy as np
 
 from fpspot.data.corrupt.params import DETECTION_KINDS
 from fpspot.data.footpass import PlayByPlay
-from fpspot.eval.metric import match_half
+from fpspot.eval.metric import match_half, scored_order
 from fpspot.post.events import GroupIndex
 from fpspot.schema import FPS, NUM_ACTIONS
 
@@ -33,12 +33,6 @@ class HalfLabels:
     outcome: list[str]
 
 
-def _scored_order(predictions: Sequence, threshold: float) -> list[int]:
-    """Indices of predictions the matcher scores, in its order (descending score, stable)."""
-    kept = [i for i, p in enumerate(predictions) if p[4] >= threshold and 1 <= p[3] <= NUM_ACTIONS]
-    return sorted(kept, key=lambda i: -predictions[i][4])
-
-
 def label_predictions(gt_events: Sequence, predictions: Sequence, *, delta: int = 12, threshold: float = 0.15,
                       jitter_window: int = 50, ghost_window: int = 25, dup_window: int = 75,
                       carry: bool = False) -> HalfLabels:
@@ -47,7 +41,7 @@ def label_predictions(gt_events: Sequence, predictions: Sequence, *, delta: int 
     The official matcher (:func:`fpspot.eval.metric.match_half`) decides the ``detected`` core; the
     looser rules only label what it leaves unmatched.
     """
-    order = _scored_order(predictions, threshold)
+    order = scored_order(predictions, threshold)
     match = match_half(gt_events, predictions, delta, threshold)
     tp = {order[n] for n in np.flatnonzero(match.pred_tp)}
     gt_frames = np.asarray([e[0] for e in gt_events], dtype=np.int64)
