@@ -9,14 +9,15 @@ helps to tell its true events from its false ones. Only held-out training halves
 ``data.holdout_games``), corrupted at strength 1 with ``--seeds`` seeds (10000 + seed, as the pipeline fit);
 validation games 18/24 are not touched.
 
-Per output event (``replace`` mode, ``min_score`` 0.05, NMS 12, no class cut) of player p and class c, the
-features are the logit of its score, ``log(1 + P)``, ``log(1 + A)``, ``P / (A + 1)`` and ``P / (C + 1)``, with P the
-summed scores of p's *other* events of class c in the half, A of all p's other events, C of all other events of
-class c. Per class a logistic regression on whether the event is a true positive (official matcher) re-scores
-it. Two-fold cross-validation by game: fit the regressions and the per-class thresholds (as the pipeline fits
-them: F1-optimal on the recipe's grid, shrunk toward the micro-optimal shared one by 30 events) on two games,
-score macro and micro F1 on the other two, and the other way round; the table gives the mean of the folds for
-the model's score as is, recalibrated alone, and with the profile features.
+Per output event (``replace`` mode, the recipe's ``eval.min_score`` and ``eval.nms_window``, no class cut) of
+player p and class c, the features are the logit of its score, ``log(1 + P)``, ``log(1 + A)``, ``P / (A + 1)``
+and ``P / (C + 1)``, with P the summed scores of p's *other* events of class c in the half, A of all p's other
+events, C of all other events of class c. Per class a logistic regression on whether the event is a true positive
+(official matcher) re-scores it. Two-fold cross-validation by game: fit the regressions and the per-class
+thresholds (as the pipeline fits them: F1-optimal on the recipe's grid, shrunk toward the micro-optimal shared one
+by the recipe's ``export.shrink`` events) on two games, score macro and micro F1 on the other two, and the other
+way round; the table gives the mean of the folds for the model's score as is, recalibrated alone, and with the
+profile features.
 """
 
 from __future__ import annotations
@@ -82,7 +83,8 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2) -> tuple[np.nda
     return w.detach().numpy(), float(b.detach())
 
 
-def fold_f1(fit_halves: list[dict], test_halves: list[dict], columns: list[int] | None) -> tuple[float, float]:
+def fold_f1(fit_halves: list[dict], test_halves: list[dict], columns: list[int] | None,
+            shrink: float) -> tuple[float, float]:
     """Macro and micro F1 on ``test_halves`` after re-scoring and per-class thresholds fitted on ``fit_halves``."""
     from fpspot.data.footpass import PlayByPlay
     from fpspot.eval import evaluate
@@ -112,7 +114,7 @@ def fold_f1(fit_halves: list[dict], test_halves: list[dict], columns: list[int] 
     def truth(halves):
         return PlayByPlay("gt", [h["name"] for h in halves], {h["name"]: h["gt"] for h in halves})
 
-    thresholds = fit_thresholds(truth(fit_halves), rescored(fit_halves), GATE_GRID, shrink=30.0, shared="micro")
+    thresholds = fit_thresholds(truth(fit_halves), rescored(fit_halves), GATE_GRID, shrink=shrink, shared="micro")
     cut = {i + 1: thresholds[name] for i, name in enumerate(ACTION_CLASSES)}
     test = rescored(test_halves)
     gated = {k: [p._replace(score=rescale_score(p.score, cut[p.cls])) for p in v if p.score >= cut[p.cls]]
@@ -137,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
 
-    holdout = load_config(RecipeConfig, REPO / "recipes" / "configs" / "event_dst.yaml").data.holdout_games
+    config = load_config(RecipeConfig, REPO / "recipes" / "configs" / "event_dst.yaml")
+    holdout = config.data.holdout_games
     gt = read_playbyplay(args.footpass / "playbyplay_train.json", "gt")
     keys = [k for k in gt.keys if int(k.split("_")[1]) in holdout]
     model = load_event_dst(args.model)
@@ -145,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     for seed in range(args.seeds):
         noisy = corrupt_playbyplay(gt.subset(keys), CorruptionParams.load(), 10_000 + seed, strength=1.0)
         for k in keys:
-            pred = denoise_half(model, noisy.events[k], strength="taad", min_score=0.05, nms_window=12)
+            pred = denoise_half(model, noisy.events[k], strength="taad", min_score=config.eval.min_score,
+                                nms_window=config.eval.nms_window)
             halves.append({"game": int(k.split("_")[1]), "name": f"{k}#{seed}", "pred": pred, "gt": gt.events[k],
                            "features": profile_features(pred), "tp": true_positive_flags(gt.events[k], pred)})
     folds = [holdout[: len(holdout) // 2], holdout[len(holdout) // 2:]]
@@ -154,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     print("| scores | macro F1 | micro F1 | folds (macro / micro) |\n|---|---|---|---|")
     for label, columns in FEATURE_SETS.items():
         results = np.asarray([fold_f1([h for h in halves if h["game"] not in fold],
-                                      [h for h in halves if h["game"] in fold], columns) for fold in folds])
+                                      [h for h in halves if h["game"] in fold], columns, config.export.shrink)
+                              for fold in folds])
         per_fold = ", ".join(f"{m:.4f} / {u:.4f}" for m, u in results)
         print(f"| {label} | {results[:, 0].mean():.4f} | {results[:, 1].mean():.4f} | {per_fold} |")
     print(f"({time.perf_counter() - started:.0f} s)")
