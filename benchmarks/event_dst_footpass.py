@@ -70,10 +70,13 @@ def main(argv: list[str] | None = None) -> int:
     gated = {}
     if not args.no_ablation:
         from fpspot.data.corrupt import CorruptionParams, corrupt_playbyplay
+        from fpspot.pipeline.event_dst.config import RecipeConfig
         from fpspot.pipeline.event_dst.heldout import GATE_GRID  # the recipe's threshold grid
+        from fpspot.train.config import load_config
         from fpspot.post.gating import fit_thresholds, gate
 
         train = read_playbyplay(args.footpass / "playbyplay_train.json", "gt")
+        shrink = load_config(RecipeConfig, REPO / "recipes" / "configs" / "event_dst.yaml").export.shrink
         for name in inputs:
             pipe = Pipeline.load(pipelines[name])
             if "corruption_seeds" not in pipe.info:  # not a thresholds-at-one-strength pipeline (the DST filter)
@@ -89,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             from fpspot.data.footpass import PlayByPlay
 
             thresholds = fit_thresholds(PlayByPlay("gt", names, truth), PlayByPlay("pred", names, noisy), GATE_GRID,
-                                        shrink=30.0, shared="micro")
+                                        shrink=shrink, shared="micro")
             gated[name] = gate(inputs[name], thresholds)
 
     groups = {"game 18": [k for k in gt.keys if k.startswith("game_18_")],
