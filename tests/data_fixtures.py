@@ -4,7 +4,7 @@ Import the fixtures into a test module (``from data_fixtures import synth_dir, t
 is built once per test run (memoised here, so importing the fixtures into several modules does not rebuild
 it, and shared between pytest-xdist workers): 3 games of 1 minute at 176x320 (train: games 0 and 1, val:
 game 2), about 10 s, and shards with few samples per shard so that splitting over processes and workers has
-several shards to split.
+several shards to split. ``taad_like_logits(rows, seed)`` gives a half's logits as a decent TAAD would.
 """
 
 from __future__ import annotations
@@ -13,7 +13,11 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from fpspot.data.tracks import HalfRows
+from fpspot.schema import NUM_ROLES, Col
 
 SYNTH_HW = (176, 320)
 _CACHE: dict[str, Path] = {}
@@ -93,3 +97,22 @@ def shard_keys(shard_dir: Path) -> list[str]:
             seen = dict.fromkeys(name.split(".", 1)[0] for name in tar.getnames())
         keys.extend(seen)
     return keys
+
+
+def taad_like_logits(rows: np.ndarray, seed: int) -> np.ndarray:
+    """Logits ``(9, 26, last + 1)`` as a decent TAAD would give: background everywhere, a peak of the class at
+    the actor's slot on the event frame (and half of it on the neighbours), noise, zeros before the first
+    visible frame (as the inference engine writes them)."""
+    half = HalfRows(rows)
+    n = half.last + 1
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0.0, 0.5, (9, 26, n)).astype(np.float32)
+    logits[0] += 3.0
+    for row in rows[np.nan_to_num(rows[:, Col.CLS]) > 0]:
+        frame, cls = int(row[Col.FRAME]), int(row[Col.CLS])
+        slot = int(row[Col.LEFT_TO_RIGHT] * NUM_ROLES + row[Col.ROLE_ID] - 1)
+        logits[cls, slot, frame] += 8.0
+        logits[cls, slot, max(0, frame - 1)] += 4.0
+        logits[cls, slot, min(n - 1, frame + 1)] += 4.0
+    logits[..., : half.first_visible] = 0.0
+    return logits

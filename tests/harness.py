@@ -3,12 +3,15 @@
 ``reset_accelerate()`` clears Accelerate's process-wide state (an ``Accelerator`` built earlier in the same
 process would otherwise be reused with its settings; the fixture ``fresh_accelerate_state`` in conftest.py
 calls it before and after a test). ``with recipe_module(name) as recipe:`` imports ``recipes/<name>.py`` as a
-module (recipes are scripts, not a package) and unregisters it afterwards.
+module (recipes are scripts, not a package) and unregisters it afterwards. ``launch_two_cpu_processes(script,
+*args)`` runs a script under ``accelerate launch`` with the shipped 2-process CPU config.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,3 +41,14 @@ def recipe_module(name: str, module_name: str | None = None) -> Iterator[ModuleT
         yield module
     finally:
         sys.modules.pop(module_name, None)
+
+
+def launch_two_cpu_processes(script: Path, *args: object, timeout: int = 600) -> subprocess.CompletedProcess:
+    """``accelerate launch --config_file launch/accelerate/cpu.yaml script *args``: two real DDP processes on CPU
+    (MULTI_GPU with use_cpu; ``--cpu --num_processes 2`` would start one), a free port, one thread each. Returns
+    the finished process with its output captured (text)."""
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+               str(REPO / "launch" / "accelerate" / "cpu.yaml"), "--main_process_port", "0", str(script),
+               *map(str, args)]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)

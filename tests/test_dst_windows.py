@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from data_fixtures import taad_like_logits
 
 from fpspot.data.dst_windows import (
     MIRRORS,
@@ -32,28 +33,9 @@ from fpspot.data.layout import DatasetLayout
 from fpspot.data.synth import SynthConfig, generate_game
 from fpspot.data.tracks import HalfRows, teamvec_window
 from fpspot.infer.api import save_logits
-from fpspot.schema import MISSING_FILL, NUM_ROLES, ROLE_LR_MIRROR, Col
+from fpspot.schema import MISSING_FILL, NUM_ROLES, ROLE_LR_MIRROR
 
 WINDOW = 64
-
-
-def taad_like_logits(rows: np.ndarray, seed: int) -> np.ndarray:
-    """Logits ``(9, 26, last + 1)`` as a decent TAAD would give: background everywhere, a peak of the class at
-    the actor's slot on the event frame (and half of it on the neighbours), noise, zeros before the first
-    visible frame (as the inference engine writes them)."""
-    half = HalfRows(rows)
-    n = half.last + 1
-    rng = np.random.default_rng(seed)
-    logits = rng.normal(0.0, 0.5, (9, 26, n)).astype(np.float32)
-    logits[0] += 3.0
-    for row in rows[np.nan_to_num(rows[:, Col.CLS]) > 0]:
-        frame, cls = int(row[Col.FRAME]), int(row[Col.CLS])
-        slot = int(row[Col.LEFT_TO_RIGHT] * NUM_ROLES + row[Col.ROLE_ID] - 1)
-        logits[cls, slot, frame] += 8.0
-        logits[cls, slot, max(0, frame - 1)] += 4.0
-        logits[cls, slot, min(n - 1, frame + 1)] += 4.0
-    logits[..., : half.first_visible] = 0.0
-    return logits
 
 
 @pytest.fixture(scope="module")

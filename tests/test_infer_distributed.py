@@ -4,13 +4,12 @@ are gathered and equal the single-process ones."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from harness import launch_two_cpu_processes
 
 SCRIPTS = Path(__file__).parent / "scripts"
 sys.path.insert(0, str(SCRIPTS))
@@ -18,21 +17,6 @@ from infer_testlib import SYNTH_HW, PixelSpotter, pixel_model_registered, synth_
 
 from fpspot.data.footpass import read_playbyplay  # noqa: E402
 from fpspot.infer.api import infer, load_logits  # noqa: E402
-
-# Two real DDP processes on CPU need a MULTI_GPU launch config with use_cpu (``--cpu --num_processes 2``
-# starts one process).
-LAUNCH_CONFIG = """\
-compute_environment: LOCAL_MACHINE
-distributed_type: MULTI_GPU
-num_machines: 1
-num_processes: 2
-machine_rank: 0
-main_training_function: main
-mixed_precision: 'no'
-use_cpu: true
-rdzv_backend: static
-same_network: true
-"""
 
 
 @pytest.mark.slow
@@ -42,14 +26,9 @@ def test_two_processes_share_the_halves_and_match_one_process(tmp_path_factory, 
     with pixel_model_registered():
         model_dir = PixelSpotter(frame_hw=SYNTH_HW).save_pretrained(tmp_path / "model")
         single = infer(model_dir, data, batch_size=3, logits_dir=tmp_path / "single", show_progress=False)
-    config = tmp_path / "accelerate.yaml"
-    config.write_text(LAUNCH_CONFIG)
     out = tmp_path / "out"
     out.mkdir()
-    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config), "--main_process_port",
-           "0", str(SCRIPTS / "infer_distributed.py"), str(model_dir), str(data), str(out)]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    done = launch_two_cpu_processes(SCRIPTS / "infer_distributed.py", model_dir, data, out)
     assert done.returncode == 0, done.stderr[-4000:]
 
     ranks = [json.loads((out / f"rank{i}.json").read_text()) for i in range(2)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from data_fixtures import taad_like_logits
 from overfit import fit_batch
 
 from fpspot.data.dst_windows import dst_eval_loader, write_dst_windows
@@ -24,24 +25,6 @@ WINDOW = 64
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def taad_like_logits(rows: np.ndarray, seed: int) -> np.ndarray:
-    """Background everywhere, the class peaks at the actor's slot on the event frame (+-1 frame at half
-    height), noise; zeros before the first visible frame."""
-    half = HalfRows(rows)
-    n = half.last + 1
-    rng = np.random.default_rng(seed)
-    logits = rng.normal(0.0, 0.5, (9, 26, n)).astype(np.float32)
-    logits[0] += 3.0
-    for row in rows[np.nan_to_num(rows[:, Col.CLS]) > 0]:
-        frame, cls = int(row[Col.FRAME]), int(row[Col.CLS])
-        slot = int(row[Col.LEFT_TO_RIGHT] * NUM_ROLES + row[Col.ROLE_ID] - 1)
-        logits[cls, slot, frame] += 8.0
-        logits[cls, slot, max(0, frame - 1)] += 4.0
-        logits[cls, slot, min(n - 1, frame + 1)] += 4.0
-    logits[..., : half.first_visible] = 0.0
-    return logits
 
 
 @pytest.fixture(scope="module")

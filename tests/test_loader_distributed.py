@@ -4,41 +4,20 @@ yields every sample exactly once, training splits the data (different samples pe
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from data_fixtures import gnn_shards, shard_keys, synth_dir, val_shards  # noqa: F401
+from harness import launch_two_cpu_processes
 
 SCRIPT = Path(__file__).parent / "scripts" / "loader_distributed.py"
-# Two real DDP processes on CPU need a MULTI_GPU launch config with use_cpu (``--cpu --num_processes 2``
-# starts one process).
-LAUNCH_CONFIG = """\
-compute_environment: LOCAL_MACHINE
-distributed_type: MULTI_GPU
-num_machines: 1
-num_processes: 2
-machine_rank: 0
-main_training_function: main
-mixed_precision: 'no'
-use_cpu: true
-rdzv_backend: static
-same_network: true
-"""
 
 
 @pytest.mark.slow
 @pytest.mark.distributed
 def test_two_processes_two_workers(val_shards, gnn_shards, tmp_path):  # noqa: F811
-    config = tmp_path / "accelerate.yaml"
-    config.write_text(LAUNCH_CONFIG)
     out = tmp_path / "seen.json"
-    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config), "--main_process_port",
-           "0", str(SCRIPT), str(val_shards), str(gnn_shards), str(out)]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    done = launch_two_cpu_processes(SCRIPT, val_shards, gnn_shards, out)
     assert done.returncode == 0, done.stderr[-4000:]
     ranks = json.loads(out.read_text())
     assert [r["num_processes"] for r in ranks] == [2, 2] and [r["dist_world_size"] for r in ranks] == [2, 2]
