@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
+import pytest
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -79,3 +82,32 @@ def test_predictions_below_threshold_change_nothing(gt, extra):
     base = _preds(gt.events[KEY], shift=3)
     more = PlayByPlay("pred", [KEY], {KEY: base.events[KEY] + [Prediction(*e) for e in extra]})
     assert evaluate(base, gt).to_json()["per_class"] == evaluate(more, gt).to_json()["per_class"]
+
+
+def test_ap11_by_hand():
+    """11-point interpolated AP worked by hand: scores 0.9 / 0.8 / 0.7 / 0.6 with hits 1 0 1 1 and 4 ground-truth
+    events have precision 1, 1/2, 2/3, 3/4 at recall 1/4, 1/4, 1/2, 3/4, so the interpolated precision is 1 at
+    r = 0, 0.1, 0.2, 3/4 at r = 0.3 .. 0.7 and 0 above 3/4: (3 + 5 x 0.75) / 11. Without the interpolation (the
+    precision at the first rank reaching r instead of the best one beyond it) it would be (3 + 0.667 x 3 + 0.75 x
+    2) / 11."""
+    from fpspot.eval.metric import ap11
+
+    scores, hits = np.array([0.6, 0.9, 0.7, 0.8]), np.array([1, 1, 1, 0])  # ranked by score, not by position
+    assert ap11(scores, hits, 4) == pytest.approx(6.75 / 11)
+    assert ap11(scores, np.ones(4), 4) == pytest.approx(1.0)  # every ground-truth event found first
+    assert ap11(scores, np.ones(4), 8) == pytest.approx(6 / 11)  # half recalled: r = 0 .. 0.5 at precision 1
+    assert ap11(scores, np.zeros(4), 4) == 0.0 and ap11(scores, hits, 0) == 0.0
+
+
+def test_per_class_ap_and_map_from_the_matcher():
+    """A class's AP comes from its own predictions ranked by score (hits from the matcher), and mAP is the mean
+    over the 8 classes (classes without predictions count 0)."""
+    gt_events = [GTEvent(100 * (i + 1), 0, 7, 2, 1, 0) for i in range(4)]  # four passes of player 7
+    scored = [(100, 0.6), (200, 0.9), (300, 0.7), (370, 0.8)]  # 370: no event within 12 frames, a false positive
+    preds = [Prediction(f, 0, 7, 2, s) for f, s in scored]
+    gt = PlayByPlay("gt", [KEY], {KEY: gt_events})
+    report = evaluate(PlayByPlay("pred", [KEY], {KEY: preds}), gt)
+    assert report.per_class["pass"].tp == 3 and report.per_class["pass"].fp == 1
+    assert report.per_class["pass"].ap == pytest.approx(6.75 / 11)  # the hand-worked case of test_ap11_by_hand
+    assert report.mean_ap == pytest.approx(6.75 / 11 / 8)
+    assert report.to_json()["map"] == pytest.approx(report.mean_ap)

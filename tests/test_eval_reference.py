@@ -9,7 +9,7 @@ import pytest
 from fpspot.cli import main as cli_main
 from fpspot.eval import evaluate
 from fpspot.eval.metric import spec_loop_counts
-from fpspot.data.footpass import read_playbyplay
+from fpspot.data.footpass import read_playbyplay, write_playbyplay
 from fpspot.schema import ACTION_CLASSES
 
 # micro F1 / macro F1 of the data folder's README (official matcher, delta 12, threshold 0.15).
@@ -99,3 +99,34 @@ def test_per_half_micro_f1_is_consistent(footpass_dir):
     # The spec's reference re-implementation prints 0.441 and 0.402 for g18 H1/H2 of the TAAD file.
     assert f"{report.per_half['game_18_H1']['f1']:.3f}" == "0.441"
     assert f"{report.per_half['game_18_H2']['f1']:.3f}" == "0.402"
+
+
+def test_cli_options_reach_the_matcher(footpass_dir, tmp_path, capsys):
+    """``--delta``, ``--threshold``, ``--official-keys`` and ``--per-half`` change what the command scores and
+    prints: its JSON equals the library's figures with the same settings, which differ from the defaults'."""
+    pred_file, gt_file = footpass_dir / "playbyplay_DST_val_g18_g24.json", footpass_dir / "playbyplay_val_g18_g24.json"
+    out = tmp_path / "m.json"
+    assert cli_main(["evaluate", str(pred_file), str(gt_file), "--delta", "4", "--threshold", "0.6", "--per-half",
+                     "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    written = json.loads(out.read_text())
+    library = evaluate(pred_file, gt_file, delta=4, threshold=0.6)
+    default = evaluate(pred_file, gt_file)
+    assert (written["delta"], written["threshold"]) == (4, 0.6)
+    assert written["micro"]["tp"] == library.overall.tp < default.overall.tp
+    assert written["micro"]["tp"] + written["micro"]["fp"] < default.overall.tp + default.overall.fp
+    assert written["macro_f1"] == pytest.approx(library.macro_f1)
+    for key, half in library.per_half.items():
+        assert f"{key:<14}{half['precision']:>8.3f}{half['recall']:>8.3f}{half['f1']:>8.3f}" in printed
+
+    subset = tmp_path / "g18.json"
+    gt = read_playbyplay(gt_file)
+    pred = read_playbyplay(pred_file)
+    write_playbyplay(subset, pred.subset(["game_18_H1", "game_18_H2"]))
+    assert cli_main(["evaluate", str(subset), str(gt_file), "--official-keys", "--json", str(out)]) == 0
+    written = json.loads(out.read_text())
+    only_g18 = evaluate(pred.subset(["game_18_H1", "game_18_H2"]), gt.subset(["game_18_H1", "game_18_H2"]))
+    assert written["keys"] == ["game_18_H1", "game_18_H2"]  # the missing halves are named, not scored
+    assert written["missing_keys"] == ["game_24_H1", "game_24_H2"]
+    assert written["micro"]["gt"] == only_g18.overall.gt < default.overall.gt
+    assert written["micro"]["tp"] == only_g18.overall.tp
