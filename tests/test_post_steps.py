@@ -233,6 +233,61 @@ def test_pipeline_yaml_round_trip_keys_and_errors(tmp_path):
         Pipeline(["a"], [{"step": "event_dst", "input": "a", "model": "m"}], "a").apply({"a": a})
 
 
+def test_config_errors_are_found_when_the_file_is_read(tmp_path):
+    """A misspelt parameter, a stream nothing provides and an output no step writes are reported by
+    ``Pipeline.load`` with the file, the step and the problem, before any step (a model, say) has run."""
+    head = "format: fpspot-post/1\ninputs: [taad]\n"
+    cases = {
+        "typo": ("output: taad\nsteps:\n- {step: shift, input: taad, frames: -1}\n"
+                 "- {step: gate, input: taad, treshold: 0.3}\n",
+                 r"typo\.yaml.*steps\[1\] \(gate\): bad parameters.*treshold"),
+        "stream": ("output: taad\nsteps:\n- {step: gate, input: nosuch, thresholds: 0.3}\n",
+                   r"stream\.yaml.*steps\[0\] \(gate\): input 'nosuch' is neither a pipeline input"),
+        "order": ("output: fused\nsteps:\n- {step: gate, input: fused, thresholds: 0.3}\n"
+                  "- {step: fuse, inputs: [taad], output: fused}\n",
+                  r"order\.yaml.*steps\[0\] \(gate\): input 'fused'"),
+        "output": ("output: fused\nsteps:\n- {step: gate, input: taad, thresholds: 0.3}\n",
+                   r"output\.yaml.*output 'fused' is neither a pipeline input nor a step's output"),
+    }
+    for name, (body, message) in cases.items():
+        (tmp_path / f"{name}.yaml").write_text(head + body)
+        with pytest.raises(PipelineError, match=message):
+            Pipeline.load(tmp_path / f"{name}.yaml")
+    (tmp_path / "good.yaml").write_text(head + "output: fused\nsteps:\n- {step: fuse, inputs: [taad], output: fused}\n"
+                                        "- {step: gate, input: fused, thresholds: 0.3}\n")
+    assert Pipeline.load(tmp_path / "good.yaml").output == "fused"
+
+
+def test_logit_steps_in_a_pipeline_equal_the_functions():
+    """The logit-level steps run by name in a pipeline give what the functions give: average_logits over the
+    halves both inputs have (the output still lists the other, empty) and peaks on the average; refine_logits
+    and reassign_jersey_logits move an event that is 2 frames late and on the wrong team-mate."""
+    from fpspot.post.peaks import logits_to_events
+
+    rng = np.random.default_rng(3)
+    jerseys = np.tile(np.arange(26)[:, None] % 13 + 1, (1, 200))  # slot s -> shirt s % 13 + 1
+    x = {k: HalfLogits(_peak_logits(90.0 + i, slot=4) + rng.normal(0, 0.3, (9, 26, 200)), jerseys, 500)
+         for i, k in enumerate(["game_1_H1", "game_1_H2"])}
+    y = {"game_1_H1": HalfLogits(_peak_logits(94.0, slot=5) + rng.normal(0, 0.3, (9, 26, 200)), jerseys, 500)}
+    avg = {"game_1_H1": HalfLogits(average_logits([x["game_1_H1"].logits, y["game_1_H1"].logits], [2.0, 1.0]),
+                                   jerseys, 500)}  # game_1_H2 is not in y: dropped
+    average = [{"step": "average_logits", "inputs": ["x", "y"], "weights": [2.0, 1.0], "output": "avg"}]
+    peaks = Pipeline(["x", "y"], average + [{"step": "peaks", "input": "avg", "output": "events", "window": 25}],
+                     "events").apply({"x": x, "y": y})
+    assert peaks.keys == ["game_1_H1", "game_1_H2"] and peaks.events["game_1_H2"] == []
+    assert peaks.events["game_1_H1"] == logits_to_events(avg["game_1_H1"].logits, jerseys, 500, "nms", 25)
+
+    late = PlayByPlay("pred", ["game_1_H1"], {"game_1_H1": [Prediction(592, 0, 6, 2, 0.6)]})  # slot 5's shirt
+    moved = Pipeline(["x", "y", "guess"], average + [
+        {"step": "refine_logits", "input": "guess", "logits": "avg", "radius": 4},
+        {"step": "reassign_jersey_logits", "input": "guess", "logits": "avg", "radius": 3, "margin": 0.1},
+    ], "guess").apply({"x": x, "y": y, "guess": late})
+    refined = refine_with_logits(late, avg, radius=4)
+    expected = reassign_by_logits(refined, avg, radius=3, margin=0.1)
+    assert refined.events != late.events and expected.events != refined.events  # both steps change the event
+    assert moved.events["game_1_H1"] == expected.events["game_1_H1"]
+
+
 def test_then_appends_a_one_input_pipeline():
     """``Pipeline.then`` runs a one-input pipeline on the output: the same events as applying the two in turn;
     the appended pipeline's own streams are renamed, so they cannot clash; fit_pipeline appends it unfitted."""

@@ -197,6 +197,7 @@ def _step_event_dst(streams, input: str, model: str, output: str | None = None, 
 
 
 _STREAM_FIELDS = ("input", "inputs", "output", "support", "logits", "require")  # step fields naming streams
+_READ_FIELDS = ("input", "inputs", "support", "logits")  # the streams a step reads
 
 
 @dataclass
@@ -215,15 +216,38 @@ class Pipeline:
         self.validate()
 
     def validate(self, source: str = "pipeline") -> None:
-        """Raise :class:`PipelineError` for unknown steps or missing step names."""
+        """Check the config before anything runs: known step names, parameters each step function accepts,
+        streams read only after a pipeline input or an earlier step provides them (a step writes under its
+        ``output``, default its ``input``), and an ``output`` that exists. Raises :class:`PipelineError` naming
+        ``source``, the step and the problem."""
         if not self.inputs or not all(isinstance(n, str) for n in self.inputs):
             raise PipelineError(f"{source}: 'inputs' must be a non-empty list of names")
+        available = list(self.inputs)
         for i, step in enumerate(self.steps):
             if not isinstance(step, dict) or "step" not in step:
                 raise PipelineError(f"{source}: steps[{i}] must be a mapping with a 'step' name, got {step!r}")
-            if step["step"] not in STEPS:
+            fn = STEPS.get(step["step"])
+            if fn is None:
                 raise PipelineError(f"{source}: steps[{i}]: unknown step {step['step']!r}; known steps: "
                                     f"{', '.join(sorted(STEPS))}")
+            where = f"{source}: steps[{i}] ({step['step']})"
+            params = {k: v for k, v in step.items() if k != "step"}
+            try:
+                inspect.signature(fn).bind({}, **params)
+            except TypeError as err:
+                raise PipelineError(f"{where}: bad parameters {sorted(params)}: {err}") from None
+            for key in _READ_FIELDS:
+                names = params.get(key)
+                for name in (names if isinstance(names, list) else [] if names is None else [names]):
+                    if name not in available:
+                        raise PipelineError(f"{where}: {key} {name!r} is neither a pipeline input nor an earlier "
+                                            f"step's output (streams so far: {', '.join(available)})")
+            written = params.get("output") or params.get("input")
+            if isinstance(written, str) and written not in available:
+                available.append(written)
+        if self.output not in available:
+            raise PipelineError(f"{source}: output {self.output!r} is neither a pipeline input nor a step's output "
+                                f"(streams: {', '.join(available)})")
 
     def apply(self, streams: Mapping[str, Stream]) -> PlayByPlay:
         """Run the steps on ``streams`` (inputs by name; not modified) and return the output stream.
@@ -234,18 +258,10 @@ class Pipeline:
         if missing:
             raise PipelineError(f"pipeline needs input(s) {', '.join(missing)}; "
                                 f"got {', '.join(sorted(streams)) or 'none'}")
+        self.validate()  # the steps may have been edited since the pipeline was built
         state: dict[str, Stream] = dict(streams)
-        for i, step in enumerate(self.steps):
-            params = {k: v for k, v in step.items() if k != "step"}
-            fn = STEPS.get(step["step"])
-            if fn is None:
-                raise PipelineError(f"steps[{i}]: unknown step {step['step']!r}; "
-                                    f"known steps: {', '.join(sorted(STEPS))}")
-            try:
-                inspect.signature(fn).bind(state, **params)
-            except TypeError as err:
-                raise PipelineError(f"steps[{i}] ({step['step']}): bad parameters {sorted(params)}: {err}") from None
-            state.update(fn(state, **params))
+        for step in self.steps:
+            state.update(STEPS[step["step"]](state, **{k: v for k, v in step.items() if k != "step"}))
         result = state.get(self.output)
         if not isinstance(result, PlayByPlay):
             raise PipelineError(f"pipeline output {self.output!r} is not an event stream")
