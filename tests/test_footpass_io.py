@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
+from typing import Any, TextIO
 
 import numpy as np
 import pytest
@@ -38,6 +40,8 @@ def test_real_files_load(footpass_dir):
 
 
 def test_round_trip_keeps_every_key(tmp_path):
+    """Read then write gives back the same object, keys without events included, and no temporary file is left
+    after a successful write (interrupted writes: test_write_killed_partway_keeps_the_previous_file)."""
     obj = {**GOOD_PRED, "keys": GOOD_PRED["keys"] + ["game_2_H1"], "events": {**GOOD_PRED["events"], "game_2_H1": []}}
     pbp = read_playbyplay(_write(tmp_path, obj))
     out = write_playbyplay(tmp_path / "out.json", pbp)
@@ -53,7 +57,9 @@ def test_writer_writes_keys_without_events(tmp_path):
     assert again["keys"] == ["game_1_H1", "game_1_H2"] and again["events"]["game_1_H2"] == []
 
 
-def test_failed_write_leaves_previous_file(tmp_path):
+def test_invalid_events_are_rejected_before_writing(tmp_path: Path) -> None:
+    """Events that could not be read back are refused (FormatError) before anything is written: the previous file
+    is untouched and no temporary file is created."""
     target = tmp_path / "out.json"
     target.write_text("previous")
     bad = {"keys": ["game_1_H1"], "events": {"game_1_H1": [[1, 0, 7, 9, 0.5]]}}
@@ -61,6 +67,30 @@ def test_failed_write_leaves_previous_file(tmp_path):
         write_playbyplay(target, bad)
     assert target.read_text() == "previous"
     assert sorted(os.listdir(tmp_path)) == ["out.json"]
+
+
+def test_write_killed_partway_keeps_the_previous_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """write_playbyplay interrupted after json.dump has written part of the file (half of the serialised JSON,
+    then a failure): the previous file is byte-identical, no temporary file is left, and it still reads."""
+    import fpspot.data.footpass as footpass
+
+    target = write_playbyplay(tmp_path / "out.json", GOOD_PRED)
+    before = target.read_bytes()
+    bigger = {"keys": ["game_1_H1"], "events": {"game_1_H1": [[f, 0, 7, 2, 0.5] for f in range(5000)]}}
+
+    def half_then_fail(obj: dict, handle: TextIO, **kwargs: Any) -> None:
+        text = json.dumps(obj, **kwargs)
+        handle.write(text[: len(text) // 2])
+        handle.flush()
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(footpass.json, "dump", half_then_fail)
+    with pytest.raises(OSError, match="No space left"):
+        write_playbyplay(target, bigger)
+    monkeypatch.undo()
+    assert target.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["out.json"]
+    assert read_playbyplay(target).keys == GOOD_PRED["keys"]
 
 
 def _bad(events: list, keys=("game_1_H1",)) -> dict:
@@ -136,6 +166,35 @@ def test_tactical_round_trip_and_validation(tmp_path):
     (tmp_path / "junk.h5").write_text("not hdf5")
     with pytest.raises(FormatError, match=r"junk.h5.*not a readable HDF5 file"):
         TacticalFile(tmp_path / "junk.h5")
+
+
+def test_tactical_write_killed_partway_keeps_the_previous_file(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """write_tactical interrupted after its first half's dataset was written into the HDF5 file (the second
+    create_dataset fails): the previous tactical file is byte-identical, no temporary file is left, and it still
+    reads back its own tables."""
+    import h5py
+
+    table = _tactical()
+    target = write_tactical(tmp_path / "t.h5", {"game_3_H1": table})
+    before = target.read_bytes()
+    real_create = h5py.Group.create_dataset
+    created: list[str] = []
+
+    def first_then_fail(self: h5py.Group, name: str, *args: Any, **kwargs: Any) -> h5py.Dataset:
+        if created:
+            raise OSError("No space left on device")
+        created.append(name)
+        return real_create(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(h5py.Group, "create_dataset", first_then_fail)
+    with pytest.raises(OSError, match="No space left"):
+        write_tactical(target, {"game_5_H1": _tactical(50), "game_5_H2": _tactical(50)})
+    monkeypatch.undo()
+    assert created == ["game_5_H1"]  # the failure came after a dataset was written
+    assert target.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["t.h5"]
+    np.testing.assert_array_equal(read_tactical(target)["game_3_H1"], table)
 
 
 def test_slot_jersey_table_fills_and_follows_substitutions():

@@ -34,19 +34,39 @@ def _runner(tmp_path: Path) -> StageRunner:
 
 
 class Counter:
-    """A stage body writing ``n`` numbered files, each atomically, failing before file ``fail_at`` if set."""
+    """A stage body writing ``n`` numbered files ``part_{i}.txt`` (1000 characters each), each atomically.
 
-    def __init__(self, out: Path, n: int = 3, fail_at: int | None = None):
-        self.out, self.n, self.fail_at, self.calls = out, n, fail_at, 0
+    Like a training stage resuming from its last checkpoint, it keeps the parts an earlier attempt finished and
+    writes only the missing ones. ``fail_at``: the first call is killed halfway through writing that part (500
+    characters written, then ``KeyboardInterrupt``). Each call records what it found in ``out`` when it started
+    (``found``: name -> content) and which parts it wrote (``wrote``).
+    """
+
+    def __init__(self, out: Path, n: int = 3, fail_at: int | None = None, tag: str = "a"):
+        self.out, self.n, self.fail_at, self.tag, self.calls = out, n, fail_at, tag, 0
+        self.found: list[dict[str, str]] = []
+        self.wrote: list[list[str]] = []
+
+    def text(self, i: int) -> str:
+        """The content of part ``i``."""
+        return f"{self.tag}{i}" * 500
 
     def __call__(self) -> dict:
         self.calls += 1
+        self.found.append({p.name: p.read_text() for p in sorted(self.out.iterdir())} if self.out.is_dir() else {})
+        self.wrote.append([])
         for i in range(self.n):
-            if i == self.fail_at:
-                self.fail_at = None  # fails once, like a killed process
-                raise KeyboardInterrupt("killed")
-            with atomic_open(self.out / f"part_{i}.txt") as handle:
-                handle.write(str(i) * 1000)
+            path = self.out / f"part_{i}.txt"
+            if path.exists():
+                continue
+            with atomic_open(path) as handle:
+                text = self.text(i)
+                handle.write(text[:500])
+                if i == self.fail_at:
+                    self.fail_at = None  # fails once, like a killed process
+                    raise KeyboardInterrupt("killed")
+                handle.write(text[500:])
+            self.wrote[-1].append(path.name)
         return {"parts": self.n}
 
 
@@ -65,34 +85,54 @@ def test_a_done_stage_is_skipped(tmp_path):
     assert record.status == "done" and record.fingerprint == "fp1" and record.seconds >= 0
 
 
-def test_a_killed_stage_restarts_and_completes(tmp_path):
+def test_a_killed_stage_restarts_and_completes(tmp_path: Path) -> None:
+    """A stage killed halfway through writing its third file leaves the two finished files whole, no partial or
+    temporary file, and a "running" record. Restarted, it keeps what the first attempt finished (the two files
+    are there, unchanged, when the second attempt starts, which then writes only the missing parts), is recorded
+    done after 2 attempts, and is skipped afterwards."""
     runner = _runner(tmp_path)
     out = runner.run_dir / "out"
     body = Counter(out, n=4, fail_at=2)
     stage = Stage("write", "fp", body, outputs=[out])
     with pytest.raises(KeyboardInterrupt):
         runner.run(stage)
-    # outputs are complete or absent: two whole files, no partial one, and the record says "running"
-    assert sorted(p.name for p in out.iterdir()) == ["part_0.txt", "part_1.txt"]
-    assert all(len(p.read_text()) == 1000 for p in out.iterdir())
+    finished = {"part_0.txt": body.text(0), "part_1.txt": body.text(1)}
+    assert {p.name: p.read_text() for p in out.iterdir()} == finished  # hidden temporary files included
     assert StageRecord.load(runner.record_path("write")).status == "running"
     restarted = _runner(tmp_path)
     assert restarted.run(stage) == {"parts": 4}
+    assert body.found[1] == finished, "the restart deleted or changed what the interrupted attempt had finished"
+    assert body.wrote == [["part_0.txt", "part_1.txt"], ["part_2.txt", "part_3.txt"]]
     record = StageRecord.load(restarted.record_path("write"))
     assert record.status == "done" and record.attempts == 2 and body.calls == 2
-    assert sorted(p.name for p in out.iterdir()) == [f"part_{i}.txt" for i in range(4)]
+    assert {p.name: p.read_text() for p in out.iterdir()} == {f"part_{i}.txt": body.text(i) for i in range(4)}
     assert _runner(tmp_path).run(stage) == {"parts": 4} and body.calls == 2  # and now it is skipped
 
 
-def test_a_changed_setting_deletes_the_outputs_and_reruns(tmp_path):
+@pytest.mark.parametrize("first", ["done", "killed"])
+def test_a_changed_setting_deletes_the_outputs_and_reruns(tmp_path: Path, first: str) -> None:
+    """When the fingerprint changed since a finished or an interrupted run, the stage's outputs are deleted
+    before it runs (it starts from an empty folder, so keeps nothing of the old settings), and it is recorded
+    as a first attempt with the new fingerprint."""
     runner = _runner(tmp_path)
     out = runner.run_dir / "out"
-    runner.run(Stage("write", fingerprint({"n": 3}), Counter(out, n=3), outputs=[out]))
-    body = Counter(out, n=2)
+    old = Stage("write", fingerprint({"n": 3}), Counter(out, n=3, fail_at=2 if first == "killed" else None),
+                outputs=[out])
+    if first == "killed":
+        with pytest.raises(KeyboardInterrupt):
+            runner.run(old)
+    else:
+        runner.run(old)
+    left = ["part_0.txt", "part_1.txt"] + ([] if first == "killed" else ["part_2.txt"])
+    assert sorted(p.name for p in out.iterdir()) == left
+    body = Counter(out, n=2, tag="b")
     runner = _runner(tmp_path)
     runner.run(Stage("write", fingerprint({"n": 2}), body, outputs=[out]))
     assert body.calls == 1 and runner.skipped == []
-    assert sorted(p.name for p in out.iterdir()) == ["part_0.txt", "part_1.txt"]  # part_2 of the old run is gone
+    assert body.found == [{}], "the old outputs were still there when the changed stage started"
+    assert {p.name: p.read_text() for p in out.iterdir()} == {"part_0.txt": body.text(0), "part_1.txt": body.text(1)}
+    record = StageRecord.load(runner.record_path("write"))
+    assert record.status == "done" and record.fingerprint == fingerprint({"n": 2}) and record.attempts == 1
 
 
 def test_a_stage_never_deletes_outside_the_run_directory(tmp_path):
