@@ -212,3 +212,24 @@ def test_encode_clip_applies_extra_encoder_options():
     # x264 writes its settings into the stream: the option reached the encoder, the defaults stayed otherwise
     assert b"mbtree=1" in default and b"mbtree=0" in tuned and b"threads=1 " in tuned
     assert np.abs(decode_clip(tuned).astype(int) - frames).mean() < 8
+
+
+def test_shard_command_writes_what_the_library_writes(synth_dir, tmp_path, capsys):  # noqa: F811
+    """``fpspot shard`` passes each option to the writer (``--include-no-box`` -> ``require_box=False``): the
+    same manifest as ``write_clip_shards`` with that config; a bad ``--size`` stops with its reason."""
+    from fpspot.cli import main as cli_main
+
+    config = ShardConfig(per_class_cap=3, frame_hw=SYNTH_HW, samples_per_shard=2, seed=2, require_box=False,
+                         clip_len=40, tracklets=4)
+    assert cli_main(["shard", "--data", str(synth_dir), "--split", "val", "--out", str(tmp_path / "cli"),
+                     "--size", "x".join(map(str, SYNTH_HW)), "--per-class-cap", "3", "--samples-per-shard", "2",
+                     "--seed", "2", "--include-no-box", "--clip-len", "40", "--tracklets", "4"]) == 0
+    written = read_manifest(tmp_path / "cli")
+    assert written == write_clip_shards(synth_dir, "val", tmp_path / "lib", config)
+    assert written["config"]["require_box"] is False and written["config"]["clip_len"] == 40
+    assert f"wrote {written['num_samples']} taad clips in {len(written['shards'])} shards" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli_main(["shard", "--data", str(synth_dir), "--split", "val", "--out", str(tmp_path / "odd"),
+                  "--size", "175x320"])
+    assert "height and width must be positive and even" in capsys.readouterr().err
+    assert not (tmp_path / "odd").exists()

@@ -245,3 +245,27 @@ def test_dataset_in_the_release_layout(synth_dir):  # noqa: F811
         last = int(read_tactical(layout.tactical("train"), ["game_0_H2"])["game_0_H2"][:, Col.FRAME].max())
         assert reader.num_frames == last + 1
         assert reader.clip(0, 1).shape == (1, *SYNTH_HW, 3)
+
+
+def test_synth_command_writes_what_the_library_writes(tmp_path, capsys):
+    """``fpspot synth`` passes each option to the generator: the same files as ``generate_dataset`` with that
+    config (byte for byte but the videos, see test_same_seed_same_data), a challenge split without ground truth
+    and without the label columns."""
+    from fpspot.cli import main as cli_main
+
+    config = SynthConfig(games=3, minutes=0.25, size=(88, 160), seed=3, val_games=1, challenge_games=1)
+    assert cli_main(["synth", "--out", str(tmp_path / "cli"), "--games", "3", "--minutes", "0.25", "--size",
+                     "88x160", "--seed", "3", "--val-games", "1", "--challenge-games", "1"]) == 0
+    assert "wrote 3 games (train: [0], val: [1], challenge: [2])" in capsys.readouterr().out
+    library = generate_dataset(tmp_path / "lib", config).root
+    cli, lib = _digest(tmp_path / "cli"), _digest(library)
+    assert set(cli) == set(lib) and "data/challenge_tactical_data.h5" in cli
+    assert not any("challenge" in name for name in cli if name.startswith("playbyplay_GT"))
+    for name in cli:
+        if name.endswith(".mp4"):
+            same_video((tmp_path / "cli" / name).read_bytes(), (library / name).read_bytes(), name)
+        else:
+            assert cli[name] == lib[name], name
+    layout = DatasetLayout(tmp_path / "cli")
+    assert json.loads(layout.splits_file.read_text()) == {"train": [0], "val": [1], "challenge": [2]}
+    assert all(rows.shape[1] == Col.CLS for rows in read_tactical(layout.tactical("challenge")).values())
