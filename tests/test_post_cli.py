@@ -69,7 +69,7 @@ def test_fit_then_the_released_event_dst_filter(footpass_dir, tmp_path, capsys):
     assert sum(map(len, chained_out.events.values())) < sum(map(len, plain_out.events.values()))
     assert main(["post", "--config", str(plain), "--then", str(released), "--pred", f"taad={g24['taad']}",
                  "--pred", f"dst={g24['dst']}", "--out", str(tmp_path / "x.json")]) == 2
-    assert "--then is an option of 'fpspot post fit'" in capsys.readouterr().err
+    assert "--then: option(s) of 'fpspot post fit'" in capsys.readouterr().err
 
 
 def test_committed_pipeline_applies_and_keeps_every_key(footpass_dir, tmp_path):
@@ -110,3 +110,24 @@ def test_malformed_prediction_files_name_file_and_key(tmp_path, capsys):
     code = main(["post", "--config", str(config), "--pred", "nameless", "--out", str(tmp_path / "o.json")])
     assert code == 2 and "NAME=VALUE" in capsys.readouterr().err
     assert not (tmp_path / "o.json").exists()
+
+
+def test_options_that_would_be_ignored_are_refused(footpass_dir, tmp_path, capsys):
+    """Applying a pipeline refuses the options of fitting (they would do nothing) and predictions the pipeline has
+    no input for (a misspelt name); fitting refuses --config and predictions that share no half with the ground
+    truth (it used to fit every threshold on nothing and exit 0). Nothing is written."""
+    g18, g24 = _split(footpass_dir, tmp_path, 18), _split(footpass_dir, tmp_path, 24)
+    config = REPO / "recipes" / "pretrained" / "event_dst" / "pipeline.yaml"  # one input: taad
+    out = tmp_path / "o.json"
+    apply = ["post", "--config", str(config), "--pred", f"taad={g18['taad']}", "--out", str(out)]
+    for extra, message in ((["--offset", "dst=-1"], "--offset: option(s) of 'fpspot post fit'"),
+                           (["--objective", "macro", "--gt", str(g18["gt"])], "--gt, --objective: option(s)"),
+                           (["--pred", f"dst={g18['dst']}"], "--pred dst: not an input of")):
+        assert main([*apply, *extra]) == 2
+        assert message in capsys.readouterr().err
+    fit = ["post", "fit", "--gt", str(g24["gt"]), "--pred", f"taad={g18['taad']}", "--out", str(out)]
+    assert main(fit) == 2
+    assert "predictions 'taad' share no half with the ground truth" in capsys.readouterr().err
+    assert main([*fit[:-2], "--config", str(config), "--out", str(out)]) == 2
+    assert "--config is the pipeline to apply" in capsys.readouterr().err
+    assert not out.exists()

@@ -8,7 +8,7 @@ import copy
 import numpy as np
 import pytest
 
-from fpspot.data.footpass import PlayByPlay
+from fpspot.data.footpass import PlayByPlay, read_playbyplay, write_playbyplay
 from fpspot.eval.metric import evaluate
 from fpspot.post.ensemble import average_logits, fuse_events
 from fpspot.post.events import HalfLogits
@@ -256,6 +256,33 @@ def test_config_errors_are_found_when_the_file_is_read(tmp_path):
     (tmp_path / "good.yaml").write_text(head + "output: fused\nsteps:\n- {step: fuse, inputs: [taad], output: fused}\n"
                                         "- {step: gate, input: fused, thresholds: 0.3}\n")
     assert Pipeline.load(tmp_path / "good.yaml").output == "fused"
+    (tmp_path / "shape.yaml").write_text("format: fpspot-post/1\ninputs: taad\noutput: taad\nsteps: []\n")
+    with pytest.raises(PipelineError, match=r"shape\.yaml': 'inputs' must be a non-empty list of names, got 'taad'"):
+        Pipeline.load(tmp_path / "shape.yaml")
+    (tmp_path / "extra.yaml").write_text(head + "output: taad\nsteps: []\nstep: []\nthreshold: 0.5\n")
+    with pytest.raises(PipelineError, match=r"extra\.yaml': unknown field\(s\) 'step' \(did you mean 'steps'\?\), "
+                                            r"'threshold'"):
+        Pipeline.load(tmp_path / "extra.yaml")
+
+
+def test_bad_parameter_values_name_the_config_the_step_and_the_value(tmp_path):
+    """Values a step cannot use stop the run with the config, the step and the value: a threshold that is not
+    a number or is outside [0, 1], a fractional frame shift; a prediction file's path is read as an input."""
+    gt = synthetic_truth(games=(1,))
+    path = write_playbyplay(tmp_path / "a.json", noisy_model(gt, 1))
+    cases = (("{step: gate, input: a, thresholds: {drive: high, pass: 0.3}}",
+              r"steps\[0\] \(gate\): thresholds: the value of class 'drive' must be a number, got 'high'"),
+             ("{step: gate, input: a, thresholds: 2.0}", r"steps\[0\] \(gate\): thresholds must be in \[0, 1\]"),
+             ("{step: shift, input: a, frames: 2.7}", r"steps\[0\] \(shift\): frames must be a whole number, got 2.7"),
+             ("{step: shift, input: a, frames: two}", r"steps\[0\] \(shift\): frames must be a whole number"))
+    for step, message in cases:
+        (tmp_path / "p.yaml").write_text(f"format: fpspot-post/1\ninputs: [a]\noutput: a\nsteps:\n- {step}\n")
+        with pytest.raises(PipelineError, match=r"p\.yaml': " + message):
+            Pipeline.load(tmp_path / "p.yaml").apply({"a": path})
+    shifted = Pipeline(["a"], [{"step": "shift", "input": "a", "frames": 2.0}], "a").apply({"a": str(path)})
+    assert shifted.events == shift(read_playbyplay(path), 2).events
+    with pytest.raises(PipelineError, match="stream 'a' is a list, this step needs events"):
+        Pipeline(["a"], [{"step": "shift", "input": "a", "frames": 1}], "a").apply({"a": [1, 2]})
 
 
 def test_logit_steps_in_a_pipeline_equal_the_functions():

@@ -29,10 +29,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--offset", metavar="NAME=FRAMES", nargs="+", action="extend", default=[],
                         help="fit: known frame correction of a model instead of a measured one (e.g. dst=-1)")
     parser.add_argument("--primary", metavar="NAME", help="fit: the model the others support (default: best alone)")
-    parser.add_argument("--objective", choices=["micro", "macro", "macro+micro"], default="micro",
+    parser.add_argument("--objective", choices=["micro", "macro", "macro+micro"],
                         help="fit: criterion for the fusion weights and jersey rule (default micro)")
     parser.add_argument("--then", metavar="PIPELINE.yaml", help="fit: a one-input pipeline appended unchanged to "
                         "the fitted one, e.g. recipes/pretrained/event_dst/pipeline_dst.yaml")
+
+
+_FIT_OPTIONS = ("gt", "cv", "cv_json", "offset", "primary", "objective", "then")  # argparse names
 
 
 def _pairs(values: list[str], what: str) -> dict[str, str]:
@@ -64,9 +67,14 @@ def _run(args: argparse.Namespace) -> int:
     if args.action is None:
         if not args.config:
             raise ValueError("give --config PIPELINE.yaml to apply a pipeline, or use 'fpspot post fit'")
-        if args.then:
-            raise ValueError("--then is an option of 'fpspot post fit'")
+        fit_only = [f"--{name.replace('_', '-')}" for name in _FIT_OPTIONS if getattr(args, name)]
+        if fit_only:
+            raise ValueError(f"{', '.join(fit_only)}: option(s) of 'fpspot post fit', not of applying a pipeline")
         pipeline = Pipeline.load(args.config)
+        unused = [name for name in preds if name not in pipeline.inputs]
+        if unused:
+            raise ValueError(f"--pred {', '.join(unused)}: not an input of {args.config} (its inputs: "
+                             f"{', '.join(pipeline.inputs)})")
         result = pipeline.apply(preds)
         write_playbyplay(args.out, result)
         print(f"wrote {len(result)} events over {len(result.keys)} halves to {args.out}")
@@ -78,7 +86,9 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError("'fpspot post fit' needs --gt GT.json")
     gt = read_playbyplay(args.gt, "gt")
     offsets = {name: int(v) for name, v in _pairs(args.offset, "--offset").items()}
-    options = FitOptions(primary=args.primary, offsets=offsets, objective=args.objective,
+    if args.config:
+        raise ValueError("--config is the pipeline to apply; 'fpspot post fit' writes one to --out")
+    options = FitOptions(primary=args.primary, offsets=offsets, objective=args.objective or "micro",
                          then=Pipeline.load(args.then) if args.then else None)
     cv = cross_validate(gt, preds, options) if args.cv else None
     pipeline = fit_pipeline(gt, preds, options)

@@ -8,6 +8,7 @@ step) modifies its inputs: every function returns new lists.
 from __future__ import annotations
 
 import bisect
+import numbers
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
@@ -92,11 +93,15 @@ def class_id(name_or_id) -> int:
 def per_class(values, name: str = "value") -> dict[int, float]:
     """A scalar (same for every class) or a ``{class name or id: value}`` mapping (all 8 classes) as
     ``{class id: float}``."""
-    if isinstance(values, (int, float)):
+    if isinstance(values, numbers.Real) and not isinstance(values, bool):
         return {c: float(values) for c in range(1, len(ACTION_CLASSES) + 1)}
     if not isinstance(values, dict):
         raise ValueError(f"{name} must be a number or a mapping class -> number, got {type(values).__name__}")
-    out = {class_id(k): float(v) for k, v in values.items()}
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ValueError(f"{name}: the value of class {key!r} must be a number, got {value!r}")
+        out[class_id(key)] = float(value)
     missing = [ACTION_CLASSES[c - 1] for c in range(1, len(ACTION_CLASSES) + 1) if c not in out]
     if missing:
         raise ValueError(f"{name} has no value for class(es) {', '.join(missing)}")

@@ -83,6 +83,11 @@ def _steps(names: list[str], primary: str, offsets: Mapping[str, int], weights: 
     return steps, output
 
 
+def _few(keys: Sequence[str], shown: int = 3) -> str:
+    """The first few half keys, for messages."""
+    return ", ".join(list(keys)[:shown]) + (f" ... ({len(keys)} halves)" if len(keys) > shown else "") or "none"
+
+
 def fit_pipeline(ground_truth: PlayByPlay, predictions: Mapping[str, PlayByPlay],
                  options: FitOptions | None = None) -> Pipeline:
     """Fit the pipeline on calibration data (the halves of ``ground_truth``); see the module docstring.
@@ -94,6 +99,10 @@ def fit_pipeline(ground_truth: PlayByPlay, predictions: Mapping[str, PlayByPlay]
     if not names:
         raise ValueError("fit_pipeline needs at least one model's predictions")
     gt = ground_truth
+    for name in names:
+        if not set(predictions[name].keys) & set(gt.keys):
+            raise ValueError(f"predictions {name!r} share no half with the ground truth (predictions: "
+                             f"{_few(predictions[name].keys)}; ground truth: {_few(gt.keys)})")
     unknown = [n for n in opts.offsets if n not in predictions]
     if unknown:
         raise ValueError(f"offsets given for unknown model(s) {unknown}; inputs are {names}")

@@ -31,8 +31,12 @@ def gate_events(events: list[Prediction], thresholds: dict[int, float]) -> list[
 
 
 def gate(pbp: PlayByPlay, thresholds) -> PlayByPlay:
-    """:func:`gate_events` on every half. ``thresholds``: a number or ``{class name or id: number}``."""
+    """:func:`gate_events` on every half. ``thresholds``: a number or ``{class name or id: number}``, each in
+    [0, 1] (scores are probabilities)."""
     table = per_class(thresholds, "thresholds")
+    outside = [f"{ACTION_CLASSES[c - 1]}: {v}" for c, v in table.items() if not 0.0 <= v <= 1.0]
+    if outside:
+        raise ValueError(f"thresholds must be in [0, 1]; got {', '.join(outside)}")
     return map_halves(lambda _key, events: gate_events(events, table), pbp)
 
 

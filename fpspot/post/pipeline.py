@@ -20,7 +20,9 @@ Steps live in :data:`STEPS` (name -> function ``(streams, **params) -> {name: st
 
 from __future__ import annotations
 
+import difflib
 import inspect
+import numbers
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -57,12 +59,22 @@ def register_step(name: str, fn: StepFn | None = None, replace: bool = False):
     return add(fn) if fn is not None else add
 
 
+def _whole(value, name: str) -> int:
+    """A step parameter that counts frames or models: a whole number (``2.0`` is accepted, ``2.7`` is not)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not float(value).is_integer():
+        raise ValueError(f"{name} must be a whole number, got {value!r}")
+    return int(value)
+
+
 def _events_stream(streams: Mapping[str, Stream], name: str, step: str) -> PlayByPlay:
     if name not in streams:
         raise PipelineError(f"step {step!r}: no stream named {name!r} (have: {', '.join(sorted(streams))})")
     stream = streams[name]
-    if not isinstance(stream, PlayByPlay):
+    if isinstance(stream, dict) and stream and all(isinstance(v, HalfLogits) for v in stream.values()):
         raise PipelineError(f"step {step!r}: stream {name!r} holds logits, this step needs events")
+    if not isinstance(stream, PlayByPlay):
+        raise PipelineError(f"step {step!r}: stream {name!r} is a {type(stream).__name__}, this step needs events "
+                            "(a PlayByPlay or a prediction file's path)")
     return stream
 
 
@@ -91,7 +103,7 @@ def _step_shift(streams, input: str, frames: int, output: str | None = None) -> 
     """Add a constant number of frames to every event."""
     from fpspot.post.refine import shift
 
-    return {output or input: shift(_events_stream(streams, input, "shift"), int(frames))}
+    return {output or input: shift(_events_stream(streams, input, "shift"), _whole(frames, "frames"))}
 
 
 @register_step("gate")
@@ -114,8 +126,9 @@ def _step_fuse(streams, inputs: list[str], output: str, weights: list[float] | N
         raise PipelineError(f"step 'fuse': required model(s) {', '.join(unknown)} not among its inputs {inputs}")
     required = [inputs.index(n) for n in (require or [])]
     keys = _union_keys(files)
-    events = {k: fuse_events([f.events.get(k, []) for f in files], weights, int(window), int(min_models), frame,
-                             required) for k in keys}
+    window, min_models = _whole(window, "window"), _whole(min_models, "min_models")
+    events = {k: fuse_events([f.events.get(k, []) for f in files], weights, window, min_models, frame, required)
+              for k in keys}
     return {output: PlayByPlay("pred", keys, events)}
 
 
@@ -127,7 +140,8 @@ def _step_reassign_jersey(streams, input: str, support: str, window: int = 12, m
 
     return {output or input: reassign_by_support(_events_stream(streams, input, "reassign_jersey"),
                                                  _events_stream(streams, support, "reassign_jersey"),
-                                                 int(window), float(min_support_score), float(max_score))}
+                                                 _whole(window, "window"), float(min_support_score),
+                                                 float(max_score))}
 
 
 @register_step("average_logits")
@@ -150,7 +164,7 @@ def _step_peaks(streams, input: str, output: str, method: str = "nms", window: i
     from fpspot.post.peaks import logits_to_events
 
     halves = _logits_stream(streams, input, "peaks")
-    events = {k: logits_to_events(h.logits, h.jerseys, h.start_frame, method, int(window), **options)
+    events = {k: logits_to_events(h.logits, h.jerseys, h.start_frame, method, _whole(window, "window"), **options)
               for k, h in halves.items()}
     return {output: PlayByPlay("pred", list(halves), events)}
 
@@ -163,7 +177,7 @@ def _step_refine_logits(streams, input: str, logits: str, radius: int = 3, offse
 
     return {output or input: refine_with_logits(_events_stream(streams, input, "refine_logits"),
                                                 _logits_stream(streams, logits, "refine_logits"),
-                                                int(radius), float(offset))}
+                                                _whole(radius, "radius"), float(offset))}
 
 
 @register_step("reassign_jersey_logits")
@@ -174,7 +188,7 @@ def _step_reassign_jersey_logits(streams, input: str, logits: str, radius: int =
 
     return {output or input: reassign_by_logits(_events_stream(streams, input, "reassign_jersey_logits"),
                                                 _logits_stream(streams, logits, "reassign_jersey_logits"),
-                                                int(radius), float(margin))}
+                                                _whole(radius, "radius"), float(margin))}
 
 
 @register_step("event_dst")
@@ -198,6 +212,16 @@ def _step_event_dst(streams, input: str, model: str, output: str | None = None, 
 
 _STREAM_FIELDS = ("input", "inputs", "output", "support", "logits", "require")  # step fields naming streams
 _READ_FIELDS = ("input", "inputs", "support", "logits")  # the streams a step reads
+_TOP_FIELDS = ("format", "inputs", "output", "steps", "info")  # the fields of a pipeline file
+
+
+def _read_if_path(stream):
+    """A prediction file's path read as a PlayByPlay; anything else as it is."""
+    if isinstance(stream, (str, os.PathLike)):
+        from fpspot.data.footpass import read_playbyplay
+
+        return read_playbyplay(stream, "pred")
+    return stream
 
 
 @dataclass
@@ -211,17 +235,20 @@ class Pipeline:
     steps: list[dict]
     output: str
     info: dict = field(default_factory=dict)
+    source: str = field(default="pipeline", compare=False, repr=False)  # named in errors (e.g. the YAML file)
 
     def __post_init__(self) -> None:
-        self.validate()
+        self.validate(self.source)
 
     def validate(self, source: str = "pipeline") -> None:
         """Check the config before anything runs: known step names, parameters each step function accepts,
         streams read only after a pipeline input or an earlier step provides them (a step writes under its
         ``output``, default its ``input``), and an ``output`` that exists. Raises :class:`PipelineError` naming
         ``source``, the step and the problem."""
-        if not self.inputs or not all(isinstance(n, str) for n in self.inputs):
-            raise PipelineError(f"{source}: 'inputs' must be a non-empty list of names")
+        if not isinstance(self.inputs, list) or not self.inputs or not all(isinstance(n, str) for n in self.inputs):
+            raise PipelineError(f"{source}: 'inputs' must be a non-empty list of names, got {self.inputs!r}")
+        if not isinstance(self.output, str):
+            raise PipelineError(f"{source}: 'output' must be a stream name, got {self.output!r}")
         available = list(self.inputs)
         for i, step in enumerate(self.steps):
             if not isinstance(step, dict) or "step" not in step:
@@ -250,22 +277,29 @@ class Pipeline:
                                 f"(streams: {', '.join(available)})")
 
     def apply(self, streams: Mapping[str, Stream]) -> PlayByPlay:
-        """Run the steps on ``streams`` (inputs by name; not modified) and return the output stream.
+        """Run the steps on ``streams`` (inputs by name: a PlayByPlay, a prediction file's path, or
+        ``{key: HalfLogits}``; not modified) and return the output stream.
 
         The output keeps every half key of the event inputs (empty halves included).
         """
         missing = [n for n in self.inputs if n not in streams]
         if missing:
-            raise PipelineError(f"pipeline needs input(s) {', '.join(missing)}; "
+            raise PipelineError(f"{self.source} needs input(s) {', '.join(missing)}; "
                                 f"got {', '.join(sorted(streams)) or 'none'}")
-        self.validate()  # the steps may have been edited since the pipeline was built
-        state: dict[str, Stream] = dict(streams)
-        for step in self.steps:
-            state.update(STEPS[step["step"]](state, **{k: v for k, v in step.items() if k != "step"}))
+        self.validate(self.source)  # the steps may have been edited since the pipeline was built
+        given = {name: _read_if_path(stream) for name, stream in streams.items()}
+        state: dict[str, Stream] = dict(given)
+        for i, step in enumerate(self.steps):
+            try:
+                state.update(STEPS[step["step"]](state, **{k: v for k, v in step.items() if k != "step"}))
+            except PipelineError:
+                raise
+            except (ValueError, TypeError) as err:  # a parameter's value: name the config and the step
+                raise PipelineError(f"{self.source}: steps[{i}] ({step['step']}): {err}") from err
         result = state.get(self.output)
         if not isinstance(result, PlayByPlay):
-            raise PipelineError(f"pipeline output {self.output!r} is not an event stream")
-        keys = _union_keys([result] + [s for n, s in streams.items() if n in self.inputs])
+            raise PipelineError(f"{self.source}: output {self.output!r} is not an event stream")
+        keys = _union_keys([result] + [s for n, s in given.items() if n in self.inputs])
         return PlayByPlay("pred", keys, {k: list(result.events.get(k, [])) for k in keys})
 
     def then(self, other: "Pipeline") -> "Pipeline":
@@ -288,7 +322,8 @@ class Pipeline:
                     step[key] = [rename(n) for n in step[key]] if isinstance(step[key], list) else rename(step[key])
             steps.append(step)
         info = {**self.info, "then": other.info} if (self.info or other.info) else {}
-        return Pipeline(list(self.inputs), [dict(s) for s in self.steps] + steps, rename(other.output), info)
+        return Pipeline(list(self.inputs), [dict(s) for s in self.steps] + steps, rename(other.output), info,
+                        self.source)
 
     def to_dict(self) -> dict:
         return {"format": FORMAT, "inputs": list(self.inputs), "output": self.output,
@@ -311,13 +346,17 @@ class Pipeline:
         for name in ("inputs", "steps", "output"):
             if name not in obj:
                 raise PipelineError(f"{source}: missing field {name!r}")
+        unknown = [str(k) for k in obj if k not in _TOP_FIELDS]
+        if unknown:
+            hints = [f"{k!r} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(k, _TOP_FIELDS, 1))
+                     else repr(k) for k in unknown]
+            raise PipelineError(f"{source}: unknown field(s) {', '.join(hints)}; a pipeline has "
+                                f"{', '.join(_TOP_FIELDS)}")
         if not isinstance(obj["steps"], list):
             raise PipelineError(f"{source}: 'steps' must be a list")
-        pipe = cls.__new__(cls)
-        pipe.inputs, pipe.steps, pipe.output = list(obj["inputs"]), list(obj["steps"]), str(obj["output"])
-        pipe.info = dict(obj.get("info") or {})
-        pipe.validate(source)
-        return pipe
+        if obj.get("info") is not None and not isinstance(obj["info"], Mapping):
+            raise PipelineError(f"{source}: 'info' must be a mapping")
+        return cls(obj["inputs"], list(obj["steps"]), obj["output"], dict(obj.get("info") or {}), source)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Pipeline":
