@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -48,16 +47,10 @@ EXACT = ["model.norm=group", "model.dropout=0", "train.ema_decay=0.7"]
 TOLERANCE = 1e-6
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _launch(config: str, out: Path, overrides: list[str], launch_args: list[str] = ()) -> dict:
     accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or "accelerate"
     command = [accelerate, "launch", "--config_file", str(REPO / "launch" / "accelerate" / config),
-               "--main_process_port", str(_free_port()), *launch_args, str(SCRIPT),
+               "--main_process_port", "0", *launch_args, str(SCRIPT),
                f"--out={out}", f"--train.run_dir={out / 'run'}", *[f"--{o}" for o in overrides]]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     proc = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
