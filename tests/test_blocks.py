@@ -201,7 +201,64 @@ def test_missing_slots_form_their_own_cluster_and_graph_is_static_per_clip():
     assert all((src == s).sum() == 6 for s in range(tracks) if s not in missing)
 
 
+def _player_clips(batch: int, frames: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Node features ``(B, 26, T, 6)`` ``[team, shirt, x, y, vx, vy]`` of players moving slowly on a [0, 1] pitch
+    (three slots of clip 0 missing: -15) and the TAAD+GNN encoder input ``(B, 26, T, 69)``: the five tactical
+    columns and 64 non-negative visual features."""
+    gen = torch.Generator().manual_seed(seed)
+    start = torch.rand(batch, 26, 1, 2, generator=gen)
+    velocity = (torch.rand(batch, 26, 1, 2, generator=gen) - 0.5) * 0.01
+    position = start + velocity * torch.arange(frames)[None, None, :, None]
+    team = (torch.arange(26) >= 13).float()[None, :, None, None].expand(batch, 26, frames, 1)
+    shirt = (torch.arange(26) % 13 + 1).float()[None, :, None, None].expand(batch, 26, frames, 1)
+    nodes = torch.cat([team, shirt, position, velocity.expand(batch, 26, frames, 2)], dim=-1)
+    nodes[0, [5, 12, 20]] = MISSING_FILL
+    visual = torch.rand(batch, 26, frames, 64, generator=gen)
+    return nodes, torch.cat([nodes[..., [0, 2, 3, 4, 5]], visual], dim=-1)
+
+
+def _chosen(nodes: torch.Tensor, k: int = 6, max_distance: float = 2.0) -> list[list[set[int]]]:
+    """``chosen[b][i]``: the players player ``i`` of clip ``b`` picks as neighbours, found by sorting the other
+    players by the distance between clip-mean positions: the ``k`` nearest within ``max_distance``."""
+    mean = nodes[..., 2:4].double().mean(dim=2)
+    chosen = []
+    for clip in mean:
+        chosen.append([])
+        for i in range(len(clip)):
+            others = sorted((float((clip[i] - clip[j]).norm()), j) for j in range(len(clip)) if j != i)
+            chosen[-1].append({j for d, j in others[:k] if d <= max_distance})
+    return chosen
+
+
+def encoder_loops(encoder: SpatioTemporalEncoder, x: torch.Tensor, chosen: list[list[set[int]]]) -> torch.Tensor:
+    """:class:`SpatioTemporalEncoder` stated directly from its own weights, one clip, frame and player at a time:
+    player ``j`` at frame ``t`` takes the channel-wise max over the players ``i`` that chose ``j``, in the same
+    clip and frame, of ``Linear([h_j, h_i - h_j])`` (0 when nobody chose ``j``), then ReLU; before every graph
+    layer but the first, each player's track ``(D, T)`` goes through the temporal block on its own."""
+    batch, players, frames, _ = x.shape
+    h = x
+    for layer, graph_conv in enumerate(encoder.graph_convs):
+        if layer > 0:
+            h = torch.stack([torch.stack([encoder.temporal[layer - 1](h[b, m].t()[None])[0].t()
+                                          for m in range(players)]) for b in range(batch)])
+        out = torch.zeros(batch, players, frames, graph_conv.nn.out_features)
+        for b in range(batch):
+            for j in range(players):
+                sources = [i for i in range(players) if j in chosen[b][i]]
+                for t in range(frames):
+                    if sources:
+                        target = h[b, j, t].expand(len(sources), -1)
+                        messages = graph_conv.nn(torch.cat([target, h[b, sources, t] - target], dim=-1))
+                        out[b, j, t] = messages.max(dim=0).values
+        h = out.relu()
+    return h
+
+
+@pytest.mark.usefixtures("one_thread")  # tiny tensors in Python loops
 def test_edgeconv_encoder_messages_flow_from_chooser_to_chosen():
+    """torch-geometric's EdgeConv sends messages along ``edge_index[0] -> edge_index[1]``; in fpspot's encoder,
+    changing one player at one frame changes, after one graph layer, exactly that player and the players it
+    chose, at that frame only (node order ``(b, t, m)`` of :func:`frame_graph` matches the encoder's)."""
     pytest.importorskip("torch_geometric")
     from torch_geometric.nn import EdgeConv
 
@@ -211,11 +268,38 @@ def test_edgeconv_encoder_messages_flow_from_chooser_to_chosen():
     out = conv(x, edge_index)
     assert torch.equal(out[0], torch.zeros(5)) and torch.equal(out[3], torch.zeros(5))  # nobody chose 0 or 3
     assert out[2].abs().sum() > 0
+    torch.manual_seed(0)
+    encoder = SpatioTemporalEncoder(in_dim=69, num_graph_layers=1).eval()
+    nodes, x = _player_clips(batch=2, frames=5, seed=1)
+    edges = frame_graph(nodes)
+    chosen = _chosen(nodes)
+    player, frame = 7, 2
+    assert len(chosen[1][player]) == 6  # it chose 6 players
+    assert any(player in c for c in chosen[1])  # somebody chose the player: its own output depends on it
+    moved = x.clone()
+    moved[1, player, frame] += torch.randn(69, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        changed = (encoder(moved, edges) - encoder(x, edges)).abs().amax(dim=-1) > 1e-6  # (B, M, T)
+    expected = torch.zeros_like(changed)
+    expected[1, sorted(chosen[1][player] | {player}), frame] = True
+    assert torch.equal(changed, expected), \
+        f"changed (b, m, t) {changed.nonzero().tolist()}, expected {expected.nonzero().tolist()}"
+
+
+@pytest.mark.usefixtures("one_thread")  # tiny tensors in Python loops
+def test_spatio_temporal_encoder_equals_a_loop_over_players_and_frames():
+    """The 3-layer encoder on the graph of :func:`frame_graph` equals :func:`encoder_loops` built from the same
+    weights (the graph found by sorting distances), on two clips of 26 players over 5 frames."""
+    pytest.importorskip("torch_geometric")
+    torch.manual_seed(0)
     encoder = SpatioTemporalEncoder(in_dim=69).eval()
-    nodes = torch.rand(2, 26, 5, 6)
-    h = encoder(torch.randn(2, 26, 5, 69), frame_graph(nodes))
-    assert h.shape == (2, 26, 5, 128)
-    assert (h >= 0).all()  # ReLU after the last EdgeConv
+    nodes, x = _player_clips(batch=2, frames=5, seed=3)
+    with torch.no_grad():
+        h = encoder(x, frame_graph(nodes))
+        reference = encoder_loops(encoder, x, _chosen(nodes))
+    assert h.shape == (2, 26, 5, 128) and (h >= 0).all()  # ReLU after the last EdgeConv
+    assert (h[0, [5, 12, 20]] > 0).any() and (h > 0).float().mean() > 0.2  # not a trivial all-zero output
+    torch.testing.assert_close(h, reference, rtol=1e-5, atol=1e-5)
 
 
 def test_track_pool_torchvision_branch_lays_out_frames_the_same_way(monkeypatch):

@@ -88,9 +88,22 @@ def test_long_window_mode_equals_one_window_over_the_whole_half():
 
 
 def test_frames_after_the_end_are_padding():
-    video = _video(100)
-    out, frames = _run(EngineConfig(batch_size=3, length=20, stride=10), video=video, last=99)
-    assert frames.end == 100 and out.shape[-1] == 100
+    """Frames after the half's last frame (99) are padding: the same half run with a 100-frame video (the frame
+    buffer pads past its end) and with a 140-frame video (real frames 100..139 follow) gives the same logits
+    for frames 0..99, although the model's temporal conv reads frame 100 for frame 99; and the frame buffer
+    returns zeros for the frames past the end of its video."""
+    config = EngineConfig(batch_size=3, length=20, stride=10)
+    assert max(w.stop for w in config.plan(FIRST, 99)) > 100  # the last windows reach past frame 99
+    video = _video(140)
+    short, frames = _run(config, video=video[:100], last=99)
+    long, _ = _run(config, video=video, last=99)
+    assert frames.end == 100 and short.shape == long.shape == (9, 26, 100)
+    assert (short[..., 99] != 0).any()  # the last frame has logits
+    np.testing.assert_allclose(short, long, rtol=0, atol=1e-6)
+    tail = frames.get(95, 115)  # the last window's frames: 95..99 from the video, 100..114 padding
+    np.testing.assert_array_equal(tail[:5], video[95:100])
+    assert tail.shape == (20, H, W, 3)
+    assert not tail[5:].any(), f"padding frames past the end hold {np.unique(tail[5:]).tolist()}, not zeros"
 
 
 def test_unknown_scheme_is_an_error():
