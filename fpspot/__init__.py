@@ -1,7 +1,7 @@
 """fpspot: player-centric ball-action spotting in soccer broadcast video (FOOTPASS).
 
-The public API is imported lazily so that ``import fpspot`` stays fast and does not import
-torch-geometric, deepspeed or tensorboard:
+The public API is imported lazily so that ``import fpspot`` stays fast and imports neither torch nor
+torch-geometric, deepspeed or tensorboard (``dir(fpspot)`` lists the lazy names):
 
 * :func:`fpspot.evaluate` - the official FOOTPASS matcher (``fpspot.eval``);
 * :func:`fpspot.load_model` - a model saved with ``save_pretrained`` (``fpspot.models``);
@@ -21,6 +21,11 @@ _LAZY = {
 }
 
 __all__ = ["__version__", "evaluate", "infer", "load_model"]
+
+
+def __dir__() -> list[str]:
+    """The module's names and the lazy public API (``evaluate``, ``infer``, ``load_model``), for tab completion."""
+    return sorted(set(globals()) | set(__all__))
 
 
 def __getattr__(name: str):

@@ -299,3 +299,59 @@ def test_stack_runs_the_frame_models_then_dst_per_half(synth, reference, tmp_pat
         assert pred.events[key] == expected
     assert pred.events != reference[0].events  # not the NMS events of the frame model
     assert read_playbyplay(tmp_path / "pred.json").keys == ["game_1_H1", "game_1_H2"]
+
+
+# ---------------------------------------------------------------------------------------- non-video models
+
+
+def _event_dst():
+    from fpspot.models import build
+    from fpspot.models.zoo import model_class
+
+    return build("event_dst", **model_class("event_dst").tiny_config())
+
+
+@pytest.mark.parametrize("kind", ["event_dst", "dst"])
+def test_non_video_models_are_refused_before_any_data_is_read(kind, tmp_path):
+    from fpspot.infer.api import UnsupportedModelError
+
+    folder = (_event_dst() if kind == "event_dst" else _dst(False)).save_pretrained(tmp_path / kind)
+    with pytest.raises(UnsupportedModelError) as err:  # the data folder does not even exist
+        infer(folder, tmp_path / "no_data", output=tmp_path / "pred.json", show_progress=False)
+    message = str(err.value)
+    assert message.startswith(f"{folder}: model {kind!r} is ")
+    assert "fpspot.infer runs video models (taad, taad_gnn, test_pixel) and TAAD+DST stacks" in message
+    if kind == "event_dst":
+        assert "`fpspot post`" in message and "event_dst" in message and "pipeline.yaml" in message
+    else:
+        assert "save_stack" in message and "(frame_model, dst)" in message
+    assert not (tmp_path / "pred.json").exists()
+
+
+def test_cli_refuses_an_event_dst_model_before_reading_data(tmp_path):
+    """``fpspot infer`` raises the error (the ``fpspot`` command prints user errors as one line)."""
+    import argparse
+
+    from fpspot.infer import cli
+    from fpspot.infer.api import UnsupportedModelError
+
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    folder = _event_dst().save_pretrained(tmp_path / "event_dst")
+    args = parser.parse_args(["--model", str(folder), "--data", str(tmp_path / "no_data"), "--out", "p.json"])
+    with pytest.raises(UnsupportedModelError) as err:
+        cli.run(args)
+    assert str(err.value).startswith(f"{folder}: model 'event_dst' is an event-sequence model")
+    assert "use `fpspot post` with an event_dst pipeline step" in str(err.value)
+
+
+def test_stacks_of_the_wrong_kinds_of_models_are_refused(model_dir, tmp_path):
+    from fpspot.infer.api import UnsupportedModelError
+
+    with pytest.raises(UnsupportedModelError, match=r"the stack's dst must be a dst model .*, got model 'event_dst'"):
+        resolve_model((model_dir, _event_dst()))
+    with pytest.raises(UnsupportedModelError, match=r"stack's frame_model must be a video model .*, got model 'dst'"):
+        save_stack(tmp_path / "stack", _dst(False), _dst(False))
+    assert not (tmp_path / "stack").exists()
+    with pytest.raises(UnsupportedModelError, match=r"^the EventDST object: model 'event_dst' is an event-sequence"):
+        infer(_event_dst(), tmp_path / "no_data", show_progress=False)

@@ -124,3 +124,44 @@ def test_loading_another_architecture_fails_listing_keys(name, tmp_path):
     other_keys = set(build(other, **model_class(other).tiny_config()).state_dict())
     if own_key not in other_keys:
         assert own_key in message
+
+
+# ------------------------------------------------------------------------------------------- unknown settings
+
+
+def _misspelt(config: dict) -> tuple[str, dict]:
+    """The first key of ``config`` and ``config`` with that key misspelt (last letter dropped)."""
+    key = next(iter(config))
+    return key, {(k[:-1] if k == key else k): v for k, v in config.items()}
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_build_rejects_an_unknown_setting_naming_the_model_key_and_likely_key(name):
+    key, config = _misspelt(model_class(name).tiny_config())
+    with pytest.raises(TypeError) as err:
+        build(name, **config)
+    message = str(err.value)
+    assert message.startswith(f"{name}: ") and repr(key[:-1]) in message and f"did you mean {key!r}?" in message
+    with pytest.raises(TypeError, match=rf"^{name}: unknown setting 'zzz_not_a_key'; {name} takes: ") as err:
+        build(name, **model_class(name).tiny_config(), zzz_not_a_key=1)
+    assert "did you mean" not in str(err.value)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_loading_a_config_json_with_an_unknown_key_names_the_file_and_key(name, tmp_path):
+    key, config = _misspelt(model_class(name).tiny_config())
+    (tmp_path / "config.json").write_text(json.dumps({"model": name, "config": config}))
+    with pytest.raises(ModelLoadError) as err:
+        load_model(tmp_path)
+    message = str(err.value)
+    assert message.startswith(f"{tmp_path / 'config.json'}: {name}: unknown setting {key[:-1]!r}")
+    assert f"did you mean {key!r}?" in message
+
+
+def test_the_released_event_dst_still_loads_and_overrides_are_checked():
+    from pathlib import Path
+
+    folder = Path(__file__).parents[1] / "recipes" / "pretrained" / "event_dst"
+    assert load_model(folder).model_name == "event_dst"
+    with pytest.raises(TypeError, match=r"^event_dst: unknown setting 'dropot' \(did you mean 'dropout'\?\)"):
+        load_model(folder, dropot=0.0)

@@ -20,14 +20,16 @@ def _batch(cls, batch_size=2, seed=0, **kwargs):
     return cls.example_batch(cls.tiny_config(), batch_size, torch.Generator().manual_seed(seed), **kwargs)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def taad():
+    """A fresh tiny TAAD per test (tests change its class weights and mode)."""
     torch.manual_seed(0)
     return build("taad", **TAAD.tiny_config())
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def gnn():
+    """A fresh tiny TAAD+GNN per test (tests change its epoch and mode)."""
     torch.manual_seed(0)
     return build("taad_gnn", **TAADGNN.tiny_config())
 
@@ -57,7 +59,6 @@ def test_logits_shape_and_inference_with_26_slots(cls, taad, gnn):
                      if k not in ("labels", "labels_sharp")})
     assert set(out) == {"logits"}
     assert out["logits"].shape == (2, 9, 26, 12)
-    model.train()
 
 
 def test_taad_loss_is_the_masked_weighted_ce_of_the_spec(taad):
@@ -75,7 +76,6 @@ def test_taad_loss_is_the_masked_weighted_ce_of_the_spec(taad):
     taad.set_class_weights(None)
     unweighted = taad.compute_loss(out, batch)["loss"]
     torch.testing.assert_close(unweighted, masked_weighted_cross_entropy(logits, labels, masks))
-    taad.set_class_weights([0.05] + [0.95] * 8)
 
 
 def test_gnn_focal_loss_gamma_schedule_and_no_mask(gnn):
@@ -98,7 +98,6 @@ def test_gnn_focal_loss_gamma_schedule_and_no_mask(gnn):
     relabelled = dict(batch, labels=torch.where(batch["masks"].bool(), labels, 3))
     assert (gnn.compute_loss({"logits": logits}, relabelled)["loss"]
             != gnn.compute_loss({"logits": logits}, batch)["loss"])
-    gnn.set_epoch(0)
 
 
 def test_focal_loss_with_gamma_0_is_weighted_ce():
@@ -161,6 +160,26 @@ def test_backbone_weights_load_at_construction_and_are_not_needed_to_reload(tmp_
 def test_unknown_backbone_fails():
     with pytest.raises(ValueError, match="unknown backbone 'x3d_xxl'"):
         build("taad", backbone="x3d_xxl")
+
+
+@pytest.mark.parametrize("cls", [TAAD, TAADGNN])
+def test_a_misspelt_setting_fails_instead_of_building_the_default(cls):
+    """A typo is neither stored in the config nor ignored, whether the model is built or constructed."""
+    name = cls.model_name
+    with pytest.raises(TypeError, match="'backbon'"):
+        cls(backbon="x3d_tiny", frame_hw=[64, 112])
+    with pytest.raises(TypeError, match=rf"^{name}: unknown setting 'backbon' \(did you mean 'backbone'\?\)"):
+        build(name, backbon="x3d_tiny", frame_hw=[64, 112])
+    with pytest.raises(TypeError, match=rf"^{name}: unknown settings 'backbon' \(did you mean 'backbone'\?\), "
+                                        r"'zzz'; "):
+        build(name, backbon="x3d_tiny", frame_hw=[64, 112], zzz=1)
+
+
+def test_settings_of_taad_gnn_are_not_taad_settings():
+    with pytest.raises(TypeError, match=r"^taad_gnn: unknown setting 'k_neighbours' \(did you mean 'k_neighbors'\?\)"):
+        build("taad_gnn", k_neighbours=4)
+    with pytest.raises(TypeError, match=r"^taad: unknown setting 'k_neighbors'; taad takes: backbone, "):
+        build("taad", k_neighbors=4)
 
 
 def test_listing_models_does_not_import_torch_geometric():

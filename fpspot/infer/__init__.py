@@ -27,6 +27,7 @@ _LAZY = {
     "load_stack": "fpspot.infer.api",
     "save_logits": "fpspot.infer.api",
     "save_stack": "fpspot.infer.api",
+    "UnsupportedModelError": "fpspot.infer.api",
     "DatasetHalf": "fpspot.infer.sources",
     "dataset_halves": "fpspot.infer.sources",
 }

@@ -125,6 +125,60 @@ def export_logits_h5(logits_dir: str | os.PathLike, keys: Sequence[str], path: s
 # --------------------------------------------------------------------------------------------- models
 
 
+class UnsupportedModelError(ValueError):
+    """A model that :func:`infer` cannot run over video (an event DST, a DST outside a stack, ...); the
+    message names the model, what it is, which models ``infer`` runs and what to do instead."""
+
+
+#: what a model of each ``input_kind`` (:class:`~fpspot.models.base.SpotterModel`) is, and how to run it instead
+_NOT_VIDEO = {
+    "frame_logits": ("an event decoder over a frame model's per-frame logits (spec §4), not a video model",
+                     "run it in a stack behind a frame model: fpspot.infer.save_stack(DIR, frame_model, dst) then "
+                     "infer DIR (fpspot infer --model DIR), or pass the pair (frame_model, dst) to fpspot.infer"),
+    "events": ("an event-sequence model: it reads a spotter's events (a prediction file), not video",
+               "use `fpspot post` with an event_dst pipeline step, e.g. `fpspot post --config "
+               "recipes/pretrained/event_dst/pipeline.yaml --pred taad=PRED.json --out OUT.json` (README, "
+               "'Event-sequence DST')"),
+}
+
+
+def input_kind(model: torch.nn.Module) -> str:
+    """``model.input_kind`` (``"video"`` for any module that does not say: the clip-batch contract)."""
+    return getattr(model, "input_kind", "video")
+
+
+def _model_label(model: torch.nn.Module) -> str:
+    name = getattr(model, "model_name", "") or type(model).__name__
+    return f"model {name!r}"
+
+
+def video_model_names() -> list[str]:
+    """The registered models :func:`infer` runs over video (``input_kind == "video"``)."""
+    from fpspot.models import list_models
+    from fpspot.models.zoo import model_class
+
+    return [name for name in list_models() if model_class(name).input_kind == "video"]
+
+
+def check_video_model(model: torch.nn.Module, source: Any) -> None:
+    """Raise :class:`UnsupportedModelError` unless ``model`` (loaded from ``source``: a folder or the model)
+    reads clip batches of video; the message says what the model is and how to run it instead."""
+    kind = input_kind(model)
+    if kind == "video":
+        return
+    what, instead = _NOT_VIDEO.get(kind, (f"a model that reads {kind!r} inputs, not video", "see its documentation"))
+    where = source if isinstance(source, (str, os.PathLike)) else f"the {type(model).__name__} object"
+    raise UnsupportedModelError(
+        f"{where}: {_model_label(model)} is {what}. fpspot.infer runs video models "
+        f"({', '.join(video_model_names())}) and TAAD+DST stacks (a video model + a dst); to run this one, {instead}")
+
+
+def _check_stack_part(role: str, model: torch.nn.Module, kind: str, names: str) -> None:
+    if input_kind(model) != kind:
+        raise UnsupportedModelError(f"the stack's {role} must be a {names} model (input_kind {kind!r}), got "
+                                    f"{_model_label(model)} (input_kind {input_kind(model)!r})")
+
+
 @dataclass
 class Stack:
     """A frame model (TAAD or TAAD+GNN) whose per-half logits feed an event decoder (DST, spec §4); with
@@ -135,7 +189,12 @@ class Stack:
     gnn_model: torch.nn.Module | None = None
 
     def check(self) -> None:
-        """Raise ``ValueError`` when the DST and the frame models do not fit together."""
+        """Raise ``ValueError`` when the DST and the frame models do not fit together (or are not a video
+        model and a DST: :class:`UnsupportedModelError`)."""
+        _check_stack_part("frame_model", self.frame_model, "video", "video")
+        if self.gnn_model is not None:
+            _check_stack_part("gnn_model", self.gnn_model, "video", "video")
+        _check_stack_part("dst", self.dst, "frame_logits", "dst")
         fuses = bool(getattr(self.dst, "config", {}).get("use_gnn_logits", False))
         if fuses and self.gnn_model is None:
             raise ValueError("the DST model fuses GNN logits (use_gnn_logits): the stack needs a gnn_model "
@@ -385,7 +444,9 @@ def infer(
     """Run a trained model over whole halves and return its predictions (``fpspot.infer(model, data, ...)``).
 
     model: a folder written by ``save_pretrained``, a model, a stack folder (``stack.json``) or a pair
-        ``(frame_model, dst_model)`` of folders or models (see the module docstring).
+        ``(frame_model, dst_model)`` of folders or models (see the module docstring). A model must read video
+        (``input_kind == "video"``: TAAD, TAAD+GNN); a DST alone or an event DST raises
+        :class:`UnsupportedModelError` (saying how to run it instead) before any data is read.
     data: a FOOTPASS-format dataset folder (real or synthetic), or a list of halves
         (:class:`HalfSource` / :class:`~fpspot.infer.sources.DatasetHalf`).
     split: split(s) of the dataset to run (default: every split with a tactical file); keys: only these halves.
@@ -409,6 +470,8 @@ def infer(
     state = process_state()
     device = torch.device(device) if device is not None else state.device
     resolved = resolve_model(model)
+    if not isinstance(resolved, Stack):
+        check_video_model(resolved, model)  # before any data is read
     frame_model = resolved.frame_pass() if isinstance(resolved, Stack) else resolved
     if isinstance(resolved, Stack):
         if to_events is not None:
@@ -437,7 +500,7 @@ def infer(
 
 __all__ = [
     "DEFAULT_BATCH_SIZE", "FrameModels", "HalfLike", "HalfSource", "STACK_FILE", "STACK_FORMAT", "Stack", "ToEvents",
-    "export_logits_h5", "half_logits", "infer", "load_logits", "load_stack", "model_frame_hw", "nms_events",
-    "process_state",
-    "predict_halves", "resolve_model", "save_logits", "save_stack", "write_predictions",
+    "UnsupportedModelError", "check_video_model", "export_logits_h5", "half_logits", "infer", "input_kind",
+    "load_logits", "load_stack", "model_frame_hw", "nms_events", "process_state", "predict_halves", "resolve_model",
+    "save_logits", "save_stack", "video_model_names", "write_predictions",
 ]

@@ -1,6 +1,7 @@
-"""fpspot models: TAAD, TAAD+GNN and DST built from :mod:`fpspot.models.blocks`, and their zoo.
+"""fpspot models: TAAD, TAAD+GNN, DST and the event DST built from :mod:`fpspot.models.blocks`, and their zoo.
 
-* :func:`build` ``(name, **config)`` a new model; :func:`list_models` the registered names;
+* :func:`build` ``(name, **config)`` a new model (an unknown config key raises ``TypeError``); :func:`list_models`
+  the registered names;
 * :func:`load_model` ``(dir)`` a model written by ``model.save_pretrained(dir)``.
 """
 

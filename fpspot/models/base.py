@@ -21,10 +21,18 @@ A model is an ``nn.Module`` built from keyword arguments (its *config*, JSON-ser
 * ``save_pretrained(dir)`` / :func:`fpspot.models.load_model` (``config.json`` + ``model.safetensors``).
 * ``tiny_config()`` and ``example_batch(config, batch_size)``: a small configuration and a realistic batch
   with targets, so the zoo tests run over every registered model (in the manner of timm).
+* the config keys are the keyword parameters of ``__init__`` (:meth:`SpotterModel.config_keys`); an
+  ``__init__`` that takes ``**config`` passes the rest on to its parent's, and a key that no ``__init__``
+  names is refused (:meth:`SpotterModel.check_config`), never stored and ignored.
+* ``input_kind``: what ``forward`` reads: ``"video"`` (clip batches of video and boxes, run over whole halves
+  by :mod:`fpspot.infer`), ``"frame_logits"`` (the DST: a frame model's per-frame logits) or ``"events"``
+  (the event DST: a spotter's events).
 """
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import json
 import os
 from collections.abc import Sequence
@@ -43,6 +51,8 @@ class SpotterModel(nn.Module):
 
     #: registry name, set by :func:`fpspot.models.zoo.register_model`
     model_name: ClassVar[str] = ""
+    #: what ``forward`` reads: ``"video"``, ``"frame_logits"`` or ``"events"`` (see the module docstring)
+    input_kind: ClassVar[str] = "video"
 
     def __init__(self, **config: Any):
         super().__init__()
@@ -50,6 +60,44 @@ class SpotterModel(nn.Module):
         self.grad_checkpointing = False
         self.backbone_frozen = False
         self.register_buffer("class_weights", torch.ones(0), persistent=False)
+
+    # ------------------------------------------------------------------------------------------- config
+
+    @classmethod
+    def config_keys(cls) -> frozenset[str] | None:
+        """The config keys ``cls(**config)`` takes: the keyword parameters of ``__init__`` of ``cls`` and of
+        its parents, as far as each ``__init__`` passes ``**config`` on; ``None`` when every ``__init__`` up to
+        :class:`SpotterModel` takes ``**config`` (any key)."""
+        keys: set[str] = set()
+        for klass in cls.__mro__:
+            if klass is SpotterModel:
+                return None
+            init = klass.__dict__.get("__init__")
+            if init is None:
+                continue
+            params = list(inspect.signature(init).parameters.values())[1:]  # without self
+            keys.update(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+            if not any(p.kind is p.VAR_KEYWORD for p in params):
+                return frozenset(keys)
+        return None
+
+    @classmethod
+    def check_config(cls, config: dict[str, Any]) -> None:
+        """Raise ``TypeError`` naming the model, every key of ``config`` it does not take, the likely intended
+        key of each (``difflib``) and the keys it takes."""
+        known = cls.config_keys()
+        unknown = sorted(set(config) - known) if known is not None else []
+        if not unknown:
+            return
+        name = cls.model_name or cls.__name__
+
+        def describe(key: str) -> str:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            return f"{key!r} (did you mean {close[0]!r}?)" if close else repr(key)
+
+        plural = "s" if len(unknown) > 1 else ""
+        raise TypeError(f"{name}: unknown setting{plural} {', '.join(map(describe, unknown))}; "
+                        f"{name} takes: {', '.join(sorted(known))}")
 
     # ----------------------------------------------------------------------------------- training hooks
 

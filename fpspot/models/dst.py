@@ -68,6 +68,8 @@ TARGET_KEYS = ("tgt_action", "tgt_slot", "tgt_frame", "tgt_mask")
 class DST(SpotterModel):
     """The DST of spec §4.3 (about 45.5 M parameters at the default size); see the module docstring."""
 
+    input_kind = "frame_logits"  # reads a frame model's per-frame logits
+
     def __init__(self, window: int = 750, d_model: int = 512, nhead: int = 8, num_encoder_layers: int = 6,
                  num_decoder_layers: int = 6, dim_feedforward: int = 2048, dropout: float = 0.1,
                  use_gnn_logits: bool = False, max_events: int = 25, label_smoothing: float = 0.05,

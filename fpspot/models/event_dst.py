@@ -118,6 +118,8 @@ INSERT_PRIOR = -3.0  # initial insertion logit: about one input event in eight h
 class EventDST(SpotterModel):
     """Non-autoregressive event-sequence DST (see the module docstring)."""
 
+    input_kind = "events"  # reads a spotter's events, not video
+
     def __init__(self, window: int = 750, d_model: int = 128, nhead: int = 4, num_encoder_layers: int = 3,
                  num_decoder_layers: int = 2, dim_feedforward: int = 512, dropout: float = 0.1,
                  max_players: int = 64, max_offset: int = 50, insert_offset: int = 0, pe_base: float = 10000.0,

@@ -53,12 +53,11 @@ class ClipSpotter(SpotterModel):
     default_class_weights: ClassVar[Sequence[float]] = ()
 
     def __init__(self, backbone: str = "x3d_s", backbone_weights: str | None = None,
-                 frame_hw: Sequence[int] = (352, 640), grad_checkpointing: bool = False, roi_backend: str = "auto",
-                 **config: Any):
+                 frame_hw: Sequence[int] = (352, 640), grad_checkpointing: bool = False, roi_backend: str = "auto"):
         if backbone not in X3D_SPECS:
             raise ValueError(f"unknown backbone {backbone!r}; choose from {', '.join(X3D_SPECS)}")
         super().__init__(backbone=backbone, backbone_weights=backbone_weights, frame_hw=[int(v) for v in frame_hw],
-                         grad_checkpointing=bool(grad_checkpointing), roi_backend=roi_backend, **config)
+                         grad_checkpointing=bool(grad_checkpointing), roi_backend=roi_backend)
         self.backbone = X3D(backbone)
         if backbone_weights is not None:
             load_pytorchvideo_x3d(self.backbone, backbone_weights)

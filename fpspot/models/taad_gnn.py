@@ -49,9 +49,11 @@ class TAADGNN(ClipSpotter):
 
     def __init__(self, k_neighbors: int = 6, max_distance: float = 2.0, focal_gammas: Sequence[float] = (1.0, 1.25),
                  focal_switch_epoch: int = 2, masked_loss: bool = False, **config: Any):
-        super().__init__(k_neighbors=int(k_neighbors), max_distance=float(max_distance),
-                         focal_gammas=[float(g) for g in focal_gammas], focal_switch_epoch=int(focal_switch_epoch),
-                         masked_loss=bool(masked_loss), **config)
+        own = {"k_neighbors": int(k_neighbors), "max_distance": float(max_distance),
+               "focal_gammas": [float(g) for g in focal_gammas], "focal_switch_epoch": int(focal_switch_epoch),
+               "masked_loss": bool(masked_loss)}
+        super().__init__(**config)  # the video trunk's settings (ClipSpotter takes no other key)
+        self.config.update(own)
         self.visual = nn.Sequential(nn.Linear(192, 192), nn.ReLU(), nn.Linear(192, 64), nn.ReLU())
         self.encoder = SpatioTemporalEncoder(in_dim=len(TACTICAL_COLUMNS) + 64, hidden=128, num_graph_layers=3,
                                              kernel_size=5, dropout=0.1)

@@ -66,8 +66,14 @@ def model_class(name: str) -> type[SpotterModel]:
 
 
 def build(name: str, **config: Any) -> SpotterModel:
-    """A new model ``name`` built from ``config`` (keyword arguments of its class)."""
-    return model_class(name)(**config)
+    """A new model ``name`` built from ``config`` (keyword arguments of its class).
+
+    A key the model does not take raises ``TypeError`` naming the model, the key and the likely intended key
+    (:meth:`~fpspot.models.base.SpotterModel.check_config`).
+    """
+    cls = model_class(name)
+    cls.check_config(config)
+    return cls(**config)
 
 
 def _read_config(directory: Path) -> dict:
@@ -80,6 +86,12 @@ def _read_config(directory: Path) -> dict:
         raise ModelLoadError(f"{path}: not valid JSON ({err.msg})") from None
     if not isinstance(obj, dict) or "model" not in obj or not isinstance(obj.get("config", {}), dict):
         raise ModelLoadError(f"{path}: expected {{'model': name, 'config': {{...}}}}")
+    try:
+        model_class(obj["model"]).check_config(obj.get("config", {}))
+    except KeyError as err:  # an unknown model name
+        raise ModelLoadError(f"{path}: {err.args[0]}") from None
+    except TypeError as err:  # an unknown config key
+        raise ModelLoadError(f"{path}: {err}") from None
     return obj
 
 
@@ -106,6 +118,8 @@ def load_model(directory: str | os.PathLike | SpotterModel, map_location: str | 
     """A model saved with ``save_pretrained`` (``config.json`` + ``model.safetensors``); a model passes through.
 
     ``overrides`` replace config fields that do not change the weights (e.g. ``grad_checkpointing``).
+    A ``config.json`` naming an unknown model or config key raises :class:`ModelLoadError` naming the file;
+    an unknown key in ``overrides`` raises ``TypeError`` (see :func:`build`).
     """
     if isinstance(directory, torch.nn.Module):
         return directory
