@@ -1,12 +1,20 @@
 """The ``fpspot`` command. Each subcommand lives in its own module, imported only when it runs.
 
 A subcommand module exposes ``add_arguments(parser)`` and ``run(args) -> int``.
+
+A user error stops a subcommand with one line ``fpspot COMMAND: error: MESSAGE`` on stderr and exit status 2,
+as argparse does for bad options. User errors are the library's input errors (:data:`USER_ERRORS`: a bad
+file, config, pipeline or model), a file that cannot be opened, and a ``ValueError`` raised in fpspot's own
+code (its checks of arguments and settings). Anything else is a bug and keeps its traceback, a ``ValueError``
+raised inside numpy, torch or another library included.
+``FPSPOT_TRACEBACK=1`` shows the traceback of user errors too.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 #: name -> (module, one-line help). Modules are imported lazily so ``fpspot --help`` stays fast.
@@ -18,18 +26,87 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "post": ("fpspot.post.cli", "post-process predictions (gating, refinement, jersey, ensembles); 'post fit'"),
 }
 
+#: Exceptions the library raises for bad input, as ``module.Class``: matched only once their module is imported
+#: (an exception of a module never imported cannot have been raised), so no subcommand imports more than it uses.
+USER_ERRORS = (
+    "fpspot.data.footpass.FormatError",
+    "fpspot.train.config.ConfigError",
+    "fpspot.post.pipeline.PipelineError",
+    "fpspot.post.event_dst.EventDSTError",
+    "fpspot.models.zoo.ModelLoadError",
+    "fpspot.infer.api.UnsupportedModelError",
+    "fpspot.models.blocks.x3d.X3DWeightsError",
+    "fpspot.data.video.VideoError",
+    "fpspot.data.loader.ShardError",
+)
+#: Errors opening a path the user gave.
+FILE_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
+TRACEBACK_ENV = "FPSPOT_TRACEBACK"
+EPILOG = (f"Errors in the input (files, options, models) print one line 'fpspot COMMAND: error: ...' and exit with "
+          f"status 2; set {TRACEBACK_ENV}=1 to see their full traceback.")
+
 
 def _parser(command: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fpspot", description="Player-centric ball-action spotting (FOOTPASS).")
+    parser = argparse.ArgumentParser(prog="fpspot", description="Player-centric ball-action spotting (FOOTPASS).",
+                                     epilog=EPILOG)
     from fpspot import __version__
 
     parser.add_argument("--version", action="version", version=f"fpspot {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
-        sp = sub.add_parser(name, help=help_text, description=help_text)
+        sp = sub.add_parser(name, help=help_text, description=help_text, epilog=EPILOG)
         if name == command:
             importlib.import_module(module).add_arguments(sp)
     return parser
+
+
+def _loaded_user_errors() -> tuple[type[BaseException], ...]:
+    """The classes of :data:`USER_ERRORS` whose module is imported."""
+    found = []
+    for name in USER_ERRORS:
+        module, _, cls = name.rpartition(".")
+        error = getattr(sys.modules.get(module), cls, None)
+        if isinstance(error, type) and issubclass(error, BaseException):
+            found.append(error)
+    return tuple(found)
+
+
+def _raised_by_fpspot(err: BaseException) -> bool:
+    """Whether ``err`` was raised in fpspot's own code (its innermost traceback frame is an fpspot module), not
+    inside numpy, torch or another library."""
+    tb = err.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    module = tb.tb_frame.f_globals.get("__name__", "")
+    return module == "fpspot" or module.startswith("fpspot.")
+
+
+def is_user_error(err: BaseException) -> bool:
+    """Whether ``err`` is an error in the user's input (one line) rather than a bug (traceback); see the module
+    docstring."""
+    if isinstance(err, FILE_ERRORS + _loaded_user_errors()):
+        return True
+    return isinstance(err, ValueError) and _raised_by_fpspot(err)
+
+
+def error_message(err: BaseException) -> str:
+    """The message of a user error; a file error names the file as the readers do."""
+    if isinstance(err, OSError) and err.filename is not None and err.strerror:
+        return f"file {str(err.filename)!r}: {err.strerror}"
+    return str(err)
+
+
+def _run(command: str, args: argparse.Namespace) -> int:
+    module = importlib.import_module(COMMANDS[command][0])
+    try:
+        return int(module.run(args) or 0)
+    except Exception as err:
+        if os.environ.get(TRACEBACK_ENV, "") not in ("", "0") or not is_user_error(err):
+            raise
+        print(f"fpspot {command}: error: {error_message(err)}", file=sys.stderr)
+        return 2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,8 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    module = importlib.import_module(COMMANDS[args.command][0])
-    return int(module.run(args) or 0)
+    return _run(args.command, args)
 
 
 if __name__ == "__main__":

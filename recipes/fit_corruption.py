@@ -1,7 +1,11 @@
-"""Fit the corruption model of the event-sequence DST and write ``fpspot/data/corruption_taad.json``.
+"""Fit the corruption model of the event-sequence DST on a spotter's predictions (default: the packaged TAAD fit).
 
-    python recipes/fit_corruption.py                                   # the packaged TAAD fit
+    python recipes/fit_corruption.py                 # the packaged TAAD fit, in runs/fit_corruption/corruption.json
+    python recipes/fit_corruption.py --out fpspot/data/corruption_taad.json          # regenerate the packaged file
     python recipes/fit_corruption.py --gt GT.json --pred PRED.json --out params.json --check-seeds 5
+
+Without ``--out`` the fit goes to ``runs/fit_corruption/corruption.json`` (under the working folder): the
+packaged noise model ``fpspot/data/corruption_taad.json`` is only replaced when named explicitly.
 
 The packaged fit has per-class offsets (pseudo-count 30) and carry false positives, calibrated in 3 rounds (the
 defaults); ``--per-class-offsets none --no-carry --calibrate-iters 2`` gives back the previous packaged fit, on
@@ -39,13 +43,20 @@ from fpspot.eval import evaluate
 
 REPO = Path(__file__).resolve().parents[1]
 FOOTPASS = REPO.parent / "shared" / "data" / "footpass"
+DEFAULT_OUT = Path("runs") / "fit_corruption" / "corruption.json"
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--gt", type=Path, default=FOOTPASS / "playbyplay_val_g18_g24.json")
-    parser.add_argument("--pred", type=Path, default=FOOTPASS / "playbyplay_TAAD_val_g18_g24.json")
-    parser.add_argument("--out", type=Path, default=REPO / "fpspot" / "data" / "corruption_taad.json")
+    parser.add_argument("--gt", type=Path, default=FOOTPASS / "playbyplay_val_g18_g24.json", metavar="GT.json",
+                        help="ground truth of the halves the spotter predicted (default: the released games 18 and "
+                             "24, %(default)s)")
+    parser.add_argument("--pred", type=Path, default=FOOTPASS / "playbyplay_TAAD_val_g18_g24.json",
+                        metavar="PRED.json", help="the spotter's predictions for the same halves (default: the "
+                                                  "released TAAD file, %(default)s)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="PARAMS.json",
+                        help="where to write the fitted parameters (default: %(default)s; give "
+                             "fpspot/data/corruption_taad.json to replace the packaged fit)")
     parser.add_argument("--calibrate-iters", type=int, default=3)
     parser.add_argument("--dup-tilt-bins", type=int, default=0,
                         help="duplicates hung on parents by score (this many parent-score bins) and scored as a fitted "
@@ -70,7 +81,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="write the check figures here")
     parser.add_argument("--structure", action="store_true", help="compare the layout of the false positives")
     parser.add_argument("--model", type=Path, default=None, help="with --structure: an event DST folder")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
 
     gt, pred = read_playbyplay(args.gt, "gt"), read_playbyplay(args.pred, "pred")
     nms = args.spotter_nms if args.spotter_nms == "auto" else int(args.spotter_nms)

@@ -643,3 +643,39 @@ def test_strength_scales_false_positives_and_misses(params, synth):
     assert scaled_outcome([0.5, 0.1, 0.1, 0.1, 0.2], 2.0) == pytest.approx([0.375, 0.075, 0.075, 0.075, 0.4])
     with pytest.raises(ValueError, match="strength"):
         strength_scales(-1)
+
+
+def _fit_recipe():
+    """``recipes/fit_corruption.py`` as a module."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "recipes" / "fit_corruption.py"
+    spec = importlib.util.spec_from_file_location("fit_corruption_recipe", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_fit_recipe_never_writes_into_the_package(footpass_dir, tmp_path, monkeypatch, capsys):
+    """Without ``--out`` the recipe writes under ``runs/`` (of the working folder), never the packaged noise model
+    ``fpspot/data/corruption_taad.json``; ``--gt``, ``--pred`` and ``--out`` are documented in ``--help``."""
+    recipe = _fit_recipe()
+    monkeypatch.setenv("COLUMNS", "400")  # help lines unwrapped
+    with pytest.raises(SystemExit):  # checked first: the recipe of before would overwrite the packaged file
+        recipe.main(["--help"])
+    usage = " ".join(capsys.readouterr().out.split())
+    for text in ("--gt GT.json ground truth", "--pred PRED.json the spotter's predictions",
+                 "--out PARAMS.json where to write the fitted parameters (default: "
+                 "runs/fit_corruption/corruption.json"):
+        assert text in usage, usage
+    packaged = resources.files("fpspot.data").joinpath("corruption_taad.json")
+    before = packaged.read_bytes()
+    monkeypatch.chdir(tmp_path)
+    assert recipe.main(["--gt", str(footpass_dir / "playbyplay_val_g18_g24.json"), "--pred",
+                        str(footpass_dir / "playbyplay_TAAD_val_g18_g24.json"), "--calibrate-iters", "0",
+                        "--check-seeds", "0"]) == 0
+    written = tmp_path / "runs" / "fit_corruption" / "corruption.json"
+    assert f"wrote {written.relative_to(tmp_path)}" in capsys.readouterr().out
+    assert CorruptionParams.load(written).source["gt"] == "playbyplay_val_g18_g24.json"
+    assert packaged.read_bytes() == before

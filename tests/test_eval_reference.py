@@ -130,3 +130,39 @@ def test_cli_options_reach_the_matcher(footpass_dir, tmp_path, capsys):
     assert written["missing_keys"] == ["game_24_H1", "game_24_H2"]
     assert written["micro"]["gt"] == only_g18.overall.gt < default.overall.gt
     assert written["micro"]["tp"] == only_g18.overall.tp
+
+
+def test_predicted_halves_missing_from_the_ground_truth_are_named(footpass_dir):
+    """Predicted halves the ground truth does not have are ignored, as the official script does, with a warning
+    that names them ("[Info] N predicted games not in GT (ignored)" there); the figures are the official ones."""
+    gt = read_playbyplay(footpass_dir / "playbyplay_val_g18_g24.json")
+    pred = read_playbyplay(footpass_dir / "playbyplay_DST_val_g18_g24.json")
+    with pytest.warns(UserWarning, match=r"2 predicted half\(s\) are not in the ground truth and are ignored: "
+                                         r"game_24_H1, game_24_H2"):
+        report = evaluate(pred, gt.subset(["game_18_H1", "game_18_H2"]))
+    official = evaluate(pred.subset(["game_18_H1", "game_18_H2"]), gt.subset(["game_18_H1", "game_18_H2"]))
+    assert report.to_json() == official.to_json()
+    with pytest.warns(UserWarning, match="not in the ground truth"):
+        evaluate(pred, gt.subset(["game_18_H1", "game_18_H2"]), official_keys=True)
+
+
+def test_released_files_score_without_warnings(footpass_dir):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = evaluate(footpass_dir / "playbyplay_DST_val_g18_g24.json",
+                          footpass_dir / "playbyplay_val_g18_g24.json")
+    assert round(report.micro_f1, 4) == README_FIGURES["DST"][0]
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"delta": -3}, "delta must be a number of frames >= 0, got -3"),
+    ({"threshold": 2.0}, r"threshold must be in \[0, 1\], got 2.0"),
+    ({"threshold": -0.1}, r"threshold must be in \[0, 1\], got -0.1"),
+    ({"threshold": float("nan")}, r"threshold must be in \[0, 1\], got nan"),
+])
+def test_bad_delta_or_threshold_is_refused(footpass_dir, options, message):
+    with pytest.raises(ValueError, match=message):
+        evaluate(footpass_dir / "playbyplay_DST_val_g18_g24.json", footpass_dir / "playbyplay_val_g18_g24.json",
+                 **options)

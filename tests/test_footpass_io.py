@@ -117,6 +117,8 @@ def _bad(events: list, keys=("game_1_H1",)) -> dict:
         (_bad([[3, 2, 7, 2, 0.5]]), "game_1_H1", 0, "team must be 0 or 1"),
         ('{"keys": ["game_1_H1"], "events": {"game_1_H1": [], "game_1_H1": []}}', "game_1_H1", None, "duplicate key"),
         ({"keys": ["game_1_H1", "game_1_H1"], "events": {"game_1_H1": []}}, "game_1_H1", None, "listed twice"),
+        ({"keys": ["game_1_H1"], "events": {"game_1_H1": [], "game_1_H2": [[1, 0, 7, 2, 0.5]]}}, None, None,
+         "half 'game_1_H2' is under 'events' but not listed in 'keys' (1 event)"),
     ],
 )
 def test_malformed_prediction_files(tmp_path, content, key, index, problem):
@@ -232,3 +234,54 @@ def test_written_files_get_the_usual_permissions(tmp_path):
     finally:
         os.umask(mask)
     assert (path.stat().st_mode & 0o777) == 0o644
+
+
+def test_halves_missing_from_keys_are_named_not_dropped(tmp_path):
+    """Every half under 'events' but not in 'keys' is named (none is silently dropped), empty ones included; the
+    writer refuses such a mapping too."""
+    obj = {"keys": ["game_1_H1"], "events": {"game_1_H1": [], "game_2_H1": [[1, 0, 7, 2, 0.5]], "game_1_H2": []}}
+    path = _write(tmp_path, obj)
+    with pytest.raises(FormatError, match=r"halves 'game_1_H2', 'game_2_H1' are under 'events' but not listed in "
+                                          r"'keys' \(1 event\)") as err:
+        read_playbyplay(path)
+    assert str(err.value).startswith(f"file {path!r}: ")
+    with pytest.raises(FormatError, match="not listed in 'keys'"):
+        write_playbyplay(tmp_path / "out.json", obj)
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_real_and_written_files_list_every_half_in_keys(footpass_dir, tmp_path):
+    """The released files, and what the synthetic generator and the writer produce, pass the keys check."""
+    from fpspot.data.synth import SynthConfig, generate_dataset
+
+    for name in ("playbyplay_train.json", "playbyplay_val_g18_g24.json", "playbyplay_TAAD_val_g18_g24.json",
+                 "playbyplay_DST_val_g18_g24.json"):
+        pbp = read_playbyplay(footpass_dir / name)
+        assert read_playbyplay(write_playbyplay(tmp_path / name, pbp)).keys == pbp.keys
+    layout = generate_dataset(tmp_path / "synth", SynthConfig(games=2, minutes=0.1, size=(32, 56), seed=1))
+    for split in ("train", "val"):
+        assert read_playbyplay(layout.ground_truth(split), "gt").keys
+
+
+def test_unreadable_file_names_the_file(tmp_path):
+    folder = tmp_path / "pred.json"
+    folder.mkdir()
+    with pytest.raises(FormatError, match=rf"file {str(folder)!r}: cannot read"):
+        read_playbyplay(folder)
+    latin = tmp_path / "latin.json"
+    latin.write_bytes(b'{"keys": ["caf\xe9"]}')
+    with pytest.raises(FormatError, match=rf"file {str(latin)!r}: not UTF-8 text"):
+        read_playbyplay(latin)
+
+
+def test_ground_truth_class_rates_of_a_file(footpass_dir):
+    """``ground_truth_class_rates`` takes a play-by-play path (str or Path) as the README says, or a PlayByPlay."""
+    from fpspot.post.event_dst import ground_truth_class_rates
+
+    path = footpass_dir / "playbyplay_train.json"
+    rates = ground_truth_class_rates(read_playbyplay(path, "gt"))
+    assert ground_truth_class_rates(path) == ground_truth_class_rates(str(path)) == rates
+    one_half = ground_truth_class_rates(read_playbyplay(path), ["game_10_H1"])
+    assert ground_truth_class_rates(path, ["game_10_H1"]) == one_half != rates
+    with pytest.raises(FormatError, match="no such file"):
+        ground_truth_class_rates(footpass_dir / "nope.json")

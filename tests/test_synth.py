@@ -269,3 +269,36 @@ def test_synth_command_writes_what_the_library_writes(tmp_path, capsys):
     layout = DatasetLayout(tmp_path / "cli")
     assert json.loads(layout.splits_file.read_text()) == {"train": [0], "val": [1], "challenge": [2]}
     assert all(rows.shape[1] == Col.CLS for rows in read_tactical(layout.tactical("challenge")).values())
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"games": 0}, "games must be at least 1, got 0"),
+    ({"games": -2}, "games must be at least 1, got -2"),
+    ({"minutes": 0}, r"minutes must be at least 0.087 \(65 frames per half, so that every half has an event\), "
+                     "got 0"),
+    ({"minutes": 0.08}, "minutes must be at least 0.087"),
+    ({"minutes": float("nan")}, "minutes must be at least 0.087"),
+    ({"minutes": float("inf")}, "minutes must be finite"),
+    ({"size": (0, 64)}, r"size must be \(height, width\), both positive and even, got \(0, 64\)"),
+    ({"size": (33, 64)}, r"size must be \(height, width\), both positive and even"),
+    ({"size": (32,)}, r"size must be \(height, width\)"),
+    ({"val_games": -1}, "val_games must be >= 0, got -1"),
+    ({"challenge_games": -1}, "challenge_games must be >= 0, got -1"),
+    ({"gop": 0}, "gop must be at least 1, got 0"),
+    ({"crf": 60}, r"crf must be in 0..51, got 60"),
+    ({"class_balance": -0.5}, "class_balance must be >= 0 and finite, got -0.5"),
+    ({"games": 3, "val_games": 5}, "3 games cannot hold 5 val and 0 challenge games and a train split"),
+])
+def test_bad_settings_are_refused_by_name(tmp_path, settings, message):
+    with pytest.raises(ValueError, match=message):
+        SynthConfig(**settings)
+
+
+def test_shortest_game_has_an_event_in_every_half():
+    """The shortest game the settings allow (0.087 minutes: 65 frames per half) has events in both halves."""
+    config = SynthConfig(games=1, minutes=0.087, seed=0)
+    for seed in range(20):
+        config.seed = seed
+        halves = generate_game(0, config, None)
+        assert [h.rows[:, Col.FRAME].size // 22 for h in halves] == [65, 65]
+        assert all(h.events for h in halves)

@@ -7,7 +7,8 @@
   which have no ``CLS`` column);
 * the per-frame slot -> jersey table (forward then backward fill).
 
-Every reader validates and raises :class:`FormatError` naming the file, the key and the event index.
+Every reader validates and raises :class:`FormatError` naming the file, the key and the event index; ``keys``
+and ``events`` must name the same halves (a half under ``events`` only would otherwise be ignored).
 Every writer writes a temporary file and renames it, and writes every key, even with no events.
 """
 
@@ -158,6 +159,18 @@ def _guess_kind(events: Mapping[str, list]) -> Kind:
     return "pred"
 
 
+def _reject_unlisted_halves(path: PathLike | None, keys: list[str], events: dict) -> None:
+    """Halves under 'events' but not in 'keys' would be ignored by every reader: name them instead."""
+    listed = set(keys)
+    unlisted = list(iter_half_keys(k for k in events if k not in listed))
+    if not unlisted:
+        return
+    count = sum(len(v) for k, v in events.items() if k not in listed and isinstance(v, list))
+    names = ", ".join(repr(k) for k in unlisted[:10]) + (f" and {len(unlisted) - 10} more" if len(unlisted) > 10 else "")
+    which = f"half {names} is" if len(unlisted) == 1 else f"halves {names} are"
+    raise FormatError(path, f"{which} under 'events' but not listed in 'keys' ({count} event{'s' * (count != 1)})")
+
+
 def parse_playbyplay(obj: object, kind: Kind | Literal["auto"] = "auto", path: PathLike | None = None) -> PlayByPlay:
     """Validate a loaded play-by-play JSON object and return a :class:`PlayByPlay`.
 
@@ -176,6 +189,7 @@ def parse_playbyplay(obj: object, kind: Kind | Literal["auto"] = "auto", path: P
     if len(set(keys)) != len(keys):
         dup = next(k for i, k in enumerate(keys) if k in keys[:i])
         raise FormatError(path, "listed twice in 'keys'", dup)
+    _reject_unlisted_halves(path, keys, events)
     if kind == "auto":
         kind = _guess_kind(events)
     parsed: dict[str, list] = {}
@@ -196,6 +210,10 @@ def read_playbyplay(path: PathLike, kind: Kind | Literal["auto"] = "auto") -> Pl
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise FormatError(path, "no such file") from None
+    except OSError as err:
+        raise FormatError(path, f"cannot read ({err.strerror or err})") from None
+    except UnicodeDecodeError as err:
+        raise FormatError(path, f"not UTF-8 text (byte {err.start})") from None
     try:
         obj = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
     except _DuplicateKey as dup:

@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
                          background_per_half=args.background_per_half, samples_per_shard=args.samples_per_shard,
                          require_box=not args.include_no_box, seed=args.seed, crf=args.crf)
     began = time.perf_counter()
-    with tqdm(unit="clip", desc=f"shard {args.split}") as bar:
+    with tqdm(unit="clip", desc=f"shard {args.split}", delay=1.0) as bar:  # no bar before an early error
         manifest = write_clip_shards(args.data, args.split, args.out, config, progress=bar.update)
     print(f"wrote {manifest['num_samples']} {args.kind} clips in {len(manifest['shards'])} shards to {args.out} "
           f"in {time.perf_counter() - began:.1f} s")

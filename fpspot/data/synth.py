@@ -348,8 +348,8 @@ def class_balance_factors(class_balance: float) -> np.ndarray:
     """``(8,)`` factors ``CLASS_FREQUENCY[c] ** -class_balance`` (all 1.0 for 0) that reweight the next-class
     choice: 0 keeps the measured class mix, 0.75 makes it nearly flat (stationary shares 3-21 %, tackle the
     rarest, instead of 0.3-50 %; ``tests/test_synth.py``)."""
-    if class_balance < 0:
-        raise ValueError(f"class_balance must be >= 0, got {class_balance}")
+    if not (class_balance >= 0 and math.isfinite(class_balance)):  # NaN fails too
+        raise ValueError(f"class_balance must be >= 0 and finite, got {class_balance}")
     return np.asarray(CLASS_FREQUENCY, dtype=np.float64) ** -float(class_balance)
 
 
@@ -708,9 +708,18 @@ class PitchRenderer:
 # ------------------------------------------------------------------------------------------ datasets
 
 
+#: Frames of the shortest half: the first event falls in frames 10..59 and none in the last 5 frames.
+MIN_HALF_FRAMES = 65
+
+
 @dataclass
 class SynthConfig:
-    """What :func:`generate_dataset` writes. ``minutes``: length of a game (both halves together)."""
+    """What :func:`generate_dataset` writes. ``minutes``: length of a game (both halves together).
+
+    Checked when built (``ValueError`` naming the setting): at least one game, halves of at least
+    ``MIN_HALF_FRAMES`` frames (``minutes >= 0.087``), an even positive frame size, and splits that leave a
+    train split.
+    """
 
     games: int = 4
     minutes: float = 2.0
@@ -721,6 +730,41 @@ class SynthConfig:
     crf: int = 23
     gop: int = 50  # keyframe interval of the game videos (x264's own default is 250)
     class_balance: float = 0.0  # 0: the measured class mix; > 0 flattens it (see class_balance_factors)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first setting that cannot give a dataset."""
+        self._check_games()
+        self._check_minutes()
+        self._check_video()
+        class_balance_factors(self.class_balance)
+
+    def _check_games(self) -> None:
+        if self.games < 1:
+            raise ValueError(f"games must be at least 1, got {self.games}")
+        for name in ("val_games", "challenge_games"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
+        self.splits()
+
+    def _check_video(self) -> None:
+        if len(self.size) != 2 or any(int(v) != v or v <= 0 or v % 2 for v in self.size):
+            raise ValueError(f"size must be (height, width), both positive and even, got {tuple(self.size)}")
+        if self.gop < 1:
+            raise ValueError(f"gop must be at least 1, got {self.gop}")
+        if not 0 <= self.crf <= 51:
+            raise ValueError(f"crf must be in 0..51, got {self.crf}")
+
+    def _check_minutes(self) -> None:
+        if math.isinf(self.minutes):
+            raise ValueError(f"minutes must be finite, got {self.minutes}")
+        if math.isnan(self.minutes) or game_frames(self.minutes)[0] < MIN_HALF_FRAMES:
+            shortest = math.ceil(2 * MIN_HALF_FRAMES / (60 * FPS) * 1000) / 1000
+            raise ValueError(f"minutes must be at least {shortest:.3f} ({MIN_HALF_FRAMES} frames per half, so that "
+                             f"every half has an event), got {self.minutes:g}")
 
     def splits(self) -> dict[str, list[int]]:
         games = list(range(self.games))
@@ -736,13 +780,17 @@ class SynthConfig:
         return {"train": train, "val": val, "challenge": chal}
 
 
+def game_frames(minutes: float) -> tuple[int, int]:
+    """Frames of the two halves of a game of ``minutes`` (H1 gets the shorter half of an odd total)."""
+    total = int(round(minutes * 60 * FPS))
+    return total // 2, total - total // 2
+
+
 def generate_game(game: int, config: SynthConfig, video_path: str | os.PathLike | None) -> list[SynthHalf]:
     """Generate both halves of a game and (when ``video_path`` is given) render its mp4."""
     from fpspot.data.video import VideoWriter
 
-    total = int(round(config.minutes * 60 * FPS))
-    h1 = total // 2
-    h2 = total - h1
+    h1, h2 = game_frames(config.minutes)
     clubs = _make_clubs(np.random.default_rng([config.seed, game, 0]))
     first = generate_half(game, 1, h1, 0, clubs, config.seed, config.class_balance)
     second = generate_half(game, 2, h2, h1 + HALF_BREAK, clubs, config.seed, config.class_balance)

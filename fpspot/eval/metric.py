@@ -13,6 +13,8 @@ macro (mean of the 8 per-class F1) figures, 11-point interpolated AP per class (
 
 A ground-truth half absent from the predictions counts as all misses (with a warning). The official
 script instead scores only the halves present in both files: pass ``official_keys=True`` for that.
+Predicted halves absent from the ground truth are ignored, as the official script does, with a warning
+naming them (it prints "[Info] N predicted games not in GT (ignored)").
 """
 
 from __future__ import annotations
@@ -234,17 +236,32 @@ def _stats(name: str, tp_mask: np.ndarray, fp: int, gt_sel: np.ndarray, bbox: np
     )
 
 
+def check_settings(delta: int, threshold: float) -> None:
+    """Raise ``ValueError`` naming the argument unless ``delta >= 0`` and ``0 <= threshold <= 1``."""
+    if not delta >= 0:
+        raise ValueError(f"delta must be a number of frames >= 0, got {delta}")
+    if not 0.0 <= threshold <= 1.0:  # NaN fails too
+        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+
+
 def evaluate(predictions, ground_truth, delta: int = 12, threshold: float = 0.15,
              official_keys: bool = False) -> Report:
     """Score predictions against ground truth with the official FOOTPASS matcher.
 
     predictions, ground_truth: paths, loaded JSON objects or :class:`~fpspot.data.footpass.PlayByPlay`.
     ``official_keys=True`` scores only the halves present in both (as ``evaluation.py`` does); otherwise a
-    ground-truth half without predictions counts as all misses, with a warning.
+    ground-truth half without predictions counts as all misses, with a warning. Predicted halves the ground
+    truth does not have are ignored (as ``evaluation.py`` does), with a warning that names them.
+    ``delta``: frames, >= 0; ``threshold``: in [0, 1] (``ValueError`` otherwise).
     """
+    check_settings(delta, threshold)
     pred = load_playbyplay(predictions, "pred")
     gt = load_playbyplay(ground_truth, "gt")
-    pred_keys = set(pred.keys)
+    pred_keys, gt_keys = set(pred.keys), set(gt.keys)
+    ignored = [k for k in pred.keys if k not in gt_keys]
+    if ignored:
+        warnings.warn(f"{len(ignored)} predicted half(s) are not in the ground truth and are ignored: "
+                      f"{', '.join(ignored)}", stacklevel=2)
     missing = [k for k in gt.keys if k not in pred_keys]
     if official_keys:
         keys = sorted(k for k in gt.keys if k in pred_keys)

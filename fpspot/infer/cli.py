@@ -1,7 +1,9 @@
 """``fpspot infer --model DIR --data DIR [--split val] --out PRED.json``: run a trained model over whole halves.
 
 Works alone or under ``accelerate launch`` (halves shared out over the processes). ``--model`` is a folder
-written by ``save_pretrained`` or a stack folder (``stack.json``: a TAAD frame model and a DST decoder).
+written by ``save_pretrained`` holding a video model (TAAD, TAAD+GNN) or a stack folder (``stack.json``: a TAAD
+frame model and a DST decoder). Another model (an event DST, a DST alone) stops with
+:class:`~fpspot.infer.api.UnsupportedModelError` before any data is read; its message says how to run it instead.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import time
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, metavar="DIR",
-                        help="a saved model (config.json + model.safetensors) or a stack folder (stack.json)")
+                        help="a saved video model, taad or taad_gnn (config.json + model.safetensors), or a stack "
+                             "folder (stack.json: a video model + a dst); event_dst models run in `fpspot post`")
     parser.add_argument("--data", required=True, metavar="DIR",
                         help="FOOTPASS-format dataset folder (videos/, data/{split}_tactical_data.h5)")
     parser.add_argument("--split", action="append", metavar="SPLIT",
@@ -35,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from fpspot.infer.api import infer, process_state
 
     if args.batch_size is not None and args.batch_size < 1:
-        raise SystemExit("fpspot infer: --batch-size must be at least 1")
+        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")  # one line (fpspot.cli)
     began = time.perf_counter()
     pred = infer(args.model, args.data, split=args.split, keys=args.keys, batch_size=args.batch_size,
                  device=args.device, output=args.out, scheme=args.scheme, logits_dir=args.logits_dir,

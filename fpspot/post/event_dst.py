@@ -183,12 +183,14 @@ def play_minutes(events: Sequence) -> float:
     return max((max(frames) - min(frames)) / FPS / 60.0, 1.0) if frames else 1.0
 
 
-def ground_truth_class_rates(gt: PlayByPlay, keys: Sequence[str] | None = None) -> dict[str, float]:
-    """``{class name: ground-truth events per minute of play}`` over the halves ``keys`` of ``gt`` (all halves by
-    default; minutes from each half's first to last event), rounded to 4 decimals: the ``class_rates`` of
-    ``thresholds: auto``."""
+def ground_truth_class_rates(gt: PlayByPlay | str | Path, keys: Sequence[str] | None = None) -> dict[str, float]:
+    """``{class name: ground-truth events per minute of play}`` over the halves ``keys`` of ``gt`` (a play-by-play
+    file or a :class:`PlayByPlay`; all halves by default; minutes from each half's first to last event), rounded
+    to 4 decimals: the ``class_rates`` of ``thresholds: auto``."""
+    from fpspot.data.footpass import load_playbyplay
     from fpspot.schema import ACTION_CLASSES
 
+    gt = load_playbyplay(gt, "gt")
     keys = list(gt.keys if keys is None else keys)
     counts = np.zeros(NUM_ACTIONS)
     minutes = 0.0

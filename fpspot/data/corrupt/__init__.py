@@ -108,8 +108,10 @@ chance repeats, and, like the outcome probabilities and ``dup_at_player_event``,
 (:func:`calibrate_corruption`), because the labeller turns some generated members into duplicates and some
 duplicates into detections.
 
-Fitted values (TAAD, games 18 and 24; regenerate with ``python recipes/fit_corruption.py``)
-------------------------------------------------------------------------------------------
+Fitted values (TAAD, games 18 and 24)
+-------------------------------------
+Regenerate with ``python recipes/fit_corruption.py --out fpspot/data/corruption_taad.json`` (without ``--out`` the
+fit goes to ``runs/fit_corruption/corruption.json``).
 The packaged fit has per-class offsets (pseudo-count 30) and carry false positives, calibrated in 3 rounds;
 ``fit_corruption.py --per-class-offsets none --no-carry --calibrate-iters 2`` gives back the fit before it (on
 which the event DST release before the current one was trained; its figures are in BENCHMARKS.md).
