@@ -4,14 +4,14 @@
     fpspot post fit --gt GT.json --pred taad=TAAD.json dst=DST.json --out PIPELINE.yaml [--cv games]
                     [--then ONE_INPUT_PIPELINE.yaml]
 
-NAME in ``--pred NAME=PATH`` is how the pipeline refers to each model's predictions.
+NAME in ``--pred NAME=PATH`` is how the pipeline refers to each model's predictions. Errors in the input print one
+line and exit 2 (:mod:`fpspot.cli`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,7 +59,7 @@ def _read_predictions(specs: list[str]):
     return {name: read_playbyplay(path, "pred") for name, path in paths.items()}
 
 
-def _run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from fpspot.data.footpass import read_playbyplay, write_playbyplay
     from fpspot.post.pipeline import Pipeline
 
@@ -112,14 +112,3 @@ def _run(args: argparse.Namespace) -> int:
     print(f"fitted on {len(gt.keys)} halves: macro F1 {cal['macro_f1']:.4f}, micro F1 {cal['micro_f1']:.4f} "
           f"(in sample); wrote {args.out}")
     return 0
-
-
-def run(args: argparse.Namespace) -> int:
-    from fpspot.data.footpass import FormatError
-    from fpspot.post.pipeline import PipelineError
-
-    try:
-        return _run(args)
-    except (FormatError, PipelineError, ValueError) as err:
-        print(f"fpspot post: error: {err}", file=sys.stderr)
-        return 2
