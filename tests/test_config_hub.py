@@ -111,6 +111,13 @@ def test_override_and_errors_name_the_key():
     with pytest.raises(ConfigError, match="clip_len"):
         parse_config(PipelineConfig, ["--frame.shards.clip_len=30"], default_config=CONFIGS / "taad.yaml",
                      exit_on_error=False)
+    # the model sections are free mappings passed to build(): a misspelt setting is refused when the config is
+    # read, not when the model is built after the data stages
+    for override, message in (("--frame.model.backbon=x3d_s", r"frame\.model: taad: unknown setting 'backbon' "
+                                                              r"\(did you mean 'backbone'\?\)"),
+                              ("--dst.model.windw=5", r"dst\.model: dst: unknown setting 'windw'")):
+        with pytest.raises(ConfigError, match=message):
+            parse_config(PipelineConfig, [override], default_config=CONFIGS / "taad_dst.yaml", exit_on_error=False)
 
 
 def test_choice_spelled_as_a_yaml_boolean_is_read_as_the_choice():

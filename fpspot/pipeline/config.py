@@ -145,12 +145,24 @@ class FrameSection:
         if self.arch not in FRAME_ARCHS:
             raise ConfigError(f"{where}.arch: one of {', '.join(FRAME_ARCHS)}, got {self.arch!r}")
         self.frame_hw  # noqa: B018 - checks it
+        check_model_settings(self.arch, self.model, f"{where}.model")
         if self.shards.clip_len < 36:
             raise ConfigError(f"{where}.shards.clip_len: at least 36 (events sit at positions 16..35), got "
                               f"{self.shards.clip_len}")
         if self.loader.crop_frames and not 8 <= self.loader.crop_frames <= self.shards.clip_len:
             raise ConfigError(f"{where}.loader.crop_frames: 0 (whole clips) or 8..clip_len, got "
                               f"{self.loader.crop_frames}")
+
+
+def check_model_settings(arch: str, settings: dict[str, Any], where: str) -> None:
+    """Raise :class:`ConfigError` at ``where`` for a setting the model ``arch`` does not take (a typo would
+    otherwise stop the run only when the model is built, after the data stages)."""
+    from fpspot.models.zoo import model_class
+
+    try:
+        model_class(arch).check_config(settings)
+    except TypeError as err:
+        raise ConfigError(f"{where}: {err}") from None
 
 
 @dataclass
@@ -180,6 +192,9 @@ class DSTSection:
     @property
     def window(self) -> int:
         return int(self.model.get("window", 750))
+
+    def validate(self) -> None:
+        check_model_settings("dst", self.model, "dst.model")
 
 
 @dataclass
@@ -246,6 +261,7 @@ class PipelineConfig:
                 raise ConfigError(f"gnn.model.frame_hw {list(self.gnn.frame_hw)} must equal frame.model.frame_hw "
                                   f"{list(self.frame.frame_hw)} (both models run on the same frames)")
         if self.dst is not None:
+            self.dst.validate()
             fuses = bool(self.dst.model.get("use_gnn_logits", False))
             if fuses and self.gnn is None:
                 raise ConfigError("dst.model.use_gnn_logits: true needs a gnn section (the TAAD+GNN model whose "
