@@ -102,5 +102,5 @@ def fit_thresholds(ground_truth: PlayByPlay, predictions: PlayByPlay, grid=DEFAU
     for c, name in enumerate(ACTION_CLASSES):
         best = float(curves.grid[int(np.argmax(f1[c]))]) if f1[c].max() > 0 else t_shared  # no evidence
         weight = curves.gt[c] / (curves.gt[c] + shrink) if shrink > 0 else 1.0
-        out[name] = round(t_shared + weight * (best - t_shared), 2)
+        out[name] = round(float(t_shared + weight * (best - t_shared)), 2)
     return out
