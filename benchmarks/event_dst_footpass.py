@@ -146,18 +146,38 @@ def matched_noise(footpass: Path, pipeline, seeds: int) -> int:
     from fpspot.data.corrupt import corrupt_playbyplay
     from fpspot.data.footpass import read_playbyplay
     from fpspot.eval import evaluate
+    from fpspot.schema import ACTION_CLASSES
 
     gt = read_playbyplay(footpass / "playbyplay_val_g18_g24.json", "gt")
-    rows = []
+    rows, counts_in, counts_out = [], [], []
     for seed in range(1, seeds + 1):
         noisy = corrupt_playbyplay(gt, seed=seed)
-        before, after = evaluate(noisy, gt), evaluate(pipeline.apply({"taad": noisy}), gt)
+        cleaned = pipeline.apply({"taad": noisy})
+        before, after = evaluate(noisy, gt), evaluate(cleaned, gt)
         rows.append((before.macro_f1, after.macro_f1, before.micro_f1, after.micro_f1))
+        counts_in.append(class_counts(noisy))
+        counts_out.append(class_counts(cleaned))
     mean, sd = np.mean(rows, axis=0), np.std(rows, axis=0, ddof=1) if seeds > 1 else np.zeros(4)
     print(f"games 18/24 ground truth corrupted by the fitted model, {seeds} seed(s): "
           f"macro {mean[0]:.4f} +- {sd[0]:.4f} "
           f"-> {mean[1]:.4f} +- {sd[1]:.4f}, micro {mean[2]:.4f} +- {sd[2]:.4f} -> {mean[3]:.4f} +- {sd[3]:.4f}")
+    # Events per class in and out of the pipeline: the real file against the matched noise (no labels used).
+    real = read_playbyplay(footpass / "playbyplay_TAAD_val_g18_g24.json", "pred")
+    sd_out = np.std(counts_out, axis=0, ddof=1) if seeds > 1 else np.zeros(8)
+    table = [("ground truth", class_counts(gt)), ("input: real", class_counts(real)),
+             ("input: matched", np.mean(counts_in, axis=0)), ("output: real", class_counts(pipeline.apply(
+                 {"taad": real}))), ("output: matched", np.mean(counts_out, axis=0)), ("output: matched sd", sd_out)]
+    print(f"{'events per class':<20}" + "".join(f"{name:>10}" for name in ACTION_CLASSES))
+    for name, values in table:
+        print(f"{name:<20}" + "".join(f"{v:>10.0f}" for v in values))
     return 0
+
+
+def class_counts(pbp):
+    """``(8,)`` numpy array: events per class over every half of ``pbp``."""
+    import numpy as np
+
+    return np.bincount([e[3] - 1 for key in pbp.keys for e in pbp.events[key]], minlength=8)
 
 
 def ceiling(footpass: Path, keys: list[str]) -> int:
