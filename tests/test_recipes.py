@@ -135,6 +135,75 @@ def test_a_changed_setting_deletes_the_outputs_and_reruns(tmp_path: Path, first:
     assert record.status == "done" and record.fingerprint == fingerprint({"n": 2}) and record.attempts == 1
 
 
+def test_a_changed_stage_says_which_setting_changed(tmp_path: Path) -> None:
+    """The record keeps the settings a stage was fingerprinted from; a rerun with other settings names the ones
+    that changed (nested keys dotted, upstream stages under ``after``) before deleting the outputs."""
+    from accelerate import PartialState
+
+    from fpspot.pipeline.stages import changed_settings
+
+    logged: list[str] = []
+    out = tmp_path / "run" / "out"
+    first = {"after": {"shards": "0a1b"}, "train": {"epochs": 3, "lr": 0.1}, "seed": 0}
+    second = {"after": {"shards": "0a1b"}, "train": {"epochs": 5, "lr": 0.1}, "seed": 0}
+    for settings in (first, second):
+        runner = StageRunner(tmp_path / "run", PartialState(cpu=True), log=logged.append)
+        runner.run(Stage("write", fingerprint(settings), Counter(out, n=1), outputs=[out], settings=settings))
+    assert StageRecord.load(runner.record_path("write")).settings == second
+    assert "[stage write] settings changed since the last run (train.epochs: 3 -> 5): deleting its outputs" \
+        in "\n".join(logged)
+    assert changed_settings(first, {**second, "after": {"shards": "ffff"}, "new": 1}) == \
+        "after.shards: '0a1b' -> 'ffff'; new: 'unset' -> 1; train.epochs: 3 -> 5"
+    assert changed_settings({}, second) == ""  # a record written before settings were kept
+
+
+def test_bookkeeping_settings_do_not_change_a_fingerprint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """How a run is logged, checkpointed, resumed or batched for inference leaves the stage fingerprints alone
+    (changing them must not retrain); the number of epochs or the inference scheme changes them. A run folder's
+    own paths are fingerprinted relative to it, other paths resolved."""
+    from dataclasses import replace
+
+    from fpspot.pipeline.config import InferSection, result_settings
+    from fpspot.pipeline.run import run_location
+    from fpspot.train.config import TrainConfig
+
+    train, infer = TrainConfig(), InferSection()
+    same = replace(train, log_every=7, checkpoint_every=3, checkpoint_keep=5, resume="none")
+    assert fingerprint(result_settings(same, "train")) == fingerprint(result_settings(train, "train"))
+    assert fingerprint(result_settings(replace(train, epochs=3), "train")) != \
+        fingerprint(result_settings(train, "train"))
+    assert result_settings(replace(infer, batch_size=2), "infer") == result_settings(infer, "infer")
+    assert result_settings(replace(infer, scheme="long"), "infer") != result_settings(infer, "infer")
+    root = tmp_path / "runs" / "tiny"
+    assert run_location(root / "data" / "synth", root) == "run:data/synth"
+    assert run_location(tmp_path / "runs" / "moved" / "data" / "synth", tmp_path / "runs" / "moved") == \
+        "run:data/synth"
+    monkeypatch.chdir(tmp_path)
+    assert run_location("footpass", root) == run_location(tmp_path / "footpass", root) == str(tmp_path / "footpass")
+
+
+def test_recipe_training_settings_fail_when_read():
+    """A best_metric the recipes' evaluation does not return, a run_dir (the recipe sets it) or an unknown
+    backbone stop the config, not the run after its data stages; EVAL_METRICS are what the evaluation returns."""
+    from fpspot.eval.metric import evaluate
+    from fpspot.pipeline.config import EVAL_METRICS
+    from fpspot.pipeline.steps import report_metrics
+    from fpspot.schema import GTEvent
+    from fpspot.data.footpass import PlayByPlay
+
+    gt = PlayByPlay("gt", ["game_1_H1"], {"game_1_H1": [GTEvent(10, 0, 7, 2, 1, 0)]})
+    metrics = report_metrics(evaluate(PlayByPlay("pred", ["game_1_H1"], {}), gt))
+    flat = [f"{k}/{c}" for k, v in metrics.items() if isinstance(v, dict) for c in v] + \
+        [k for k, v in metrics.items() if not isinstance(v, dict)]
+    assert sorted(flat) == sorted(EVAL_METRICS)
+    for override, message in (("frame.train.best_metric=maco_f1", "frame.train.best_metric: one of macro_f1"),
+                              ("dst.train.best_metric=loss", "dst.train.best_metric: one of macro_f1"),
+                              ("frame.train.run_dir=/tmp/x", "frame.train.run_dir: set by the recipe"),
+                              ("frame.model.backbone=x3d_xxl", "frame.model.backbone: one of x3d_s")):
+        with pytest.raises(ConfigError, match=message):
+            load_config(PipelineConfig, CONFIGS / "taad_dst.yaml", [override])
+
+
 def test_a_stage_never_deletes_outside_the_run_directory(tmp_path):
     runner = _runner(tmp_path)
     outside = tmp_path / "user_data"

@@ -27,9 +27,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from fpspot.schema import ACTION_CLASSES
 from fpspot.train.config import ConfigError, TrainConfig, config_to_dict
 
 FRAME_ARCHS = ("taad", "taad_gnn")
+#: What the recipes' evaluations return (``fpspot.pipeline.steps.report_metrics``): the names ``best_metric`` picks.
+EVAL_METRICS = ("macro_f1", "micro_f1", *(f"f1/{name}" for name in ACTION_CLASSES))
+#: Trainer settings that change how a run is logged, saved, resumed or batched for inference, never the model or
+#: the predictions: left out of the stage fingerprints, so changing one does not retrain (:func:`result_settings`).
+BOOKKEEPING = {"train": ("log_every", "checkpoint_every", "checkpoint_keep", "resume", "run_dir"),
+               "infer": ("batch_size",)}
 
 
 @dataclass
@@ -146,6 +153,7 @@ class FrameSection:
             raise ConfigError(f"{where}.arch: one of {', '.join(FRAME_ARCHS)}, got {self.arch!r}")
         self.frame_hw  # noqa: B018 - checks it
         check_model_settings(self.arch, self.model, f"{where}.model")
+        check_training(self.train, f"{where}.train")
         if self.shards.clip_len < 36:
             raise ConfigError(f"{where}.shards.clip_len: at least 36 (events sit at positions 16..35), got "
                               f"{self.shards.clip_len}")
@@ -155,14 +163,33 @@ class FrameSection:
 
 
 def check_model_settings(arch: str, settings: dict[str, Any], where: str) -> None:
-    """Raise :class:`ConfigError` at ``where`` for a setting the model ``arch`` does not take (a typo would
-    otherwise stop the run only when the model is built, after the data stages)."""
+    """Raise :class:`ConfigError` at ``where`` for a setting the model ``arch`` does not take, or an unknown
+    backbone (either would otherwise stop the run only when the model is built, after the data stages)."""
+    from fpspot.models.blocks.x3d import X3D_SPECS
     from fpspot.models.zoo import model_class
 
     try:
         model_class(arch).check_config(settings)
     except TypeError as err:
         raise ConfigError(f"{where}: {err}") from None
+    if "backbone" in settings and settings["backbone"] not in X3D_SPECS:
+        raise ConfigError(f"{where}.backbone: one of {', '.join(X3D_SPECS)}, got {settings['backbone']!r}")
+
+
+def check_training(train: TrainConfig, where: str) -> None:
+    """Raise :class:`ConfigError` at ``where`` for a ``best_metric`` the recipes' evaluation does not return (it
+    would stop the run at the first evaluation) or a ``run_dir`` (the recipe sets it: ``<run>/<model>``)."""
+    if train.best_metric not in EVAL_METRICS:
+        raise ConfigError(f"{where}.best_metric: one of {', '.join(EVAL_METRICS)}, got {train.best_metric!r}")
+    if train.run_dir != TrainConfig.run_dir:
+        raise ConfigError(f"{where}.run_dir: set by the recipe (the run folder's model folder); choose the run "
+                          f"folder with run_root and name instead, got {train.run_dir!r}")
+
+
+def result_settings(section: Any, kind: str) -> dict[str, Any]:
+    """``section`` (a ``TrainConfig`` for ``kind="train"``, an :class:`InferSection` for ``"infer"``) as a dict
+    without its :data:`BOOKKEEPING` fields: what a stage fingerprint should hash."""
+    return {k: v for k, v in config_to_dict(section).items() if k not in BOOKKEEPING[kind]}
 
 
 @dataclass
@@ -195,6 +222,7 @@ class DSTSection:
 
     def validate(self) -> None:
         check_model_settings("dst", self.model, "dst.model")
+        check_training(self.train, "dst.train")
 
 
 @dataclass
@@ -290,6 +318,6 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-__all__ = ["DSTSection", "DSTWindowsSection", "DataSection", "EvalSection", "FRAME_ARCHS", "FrameSection",
-           "InferSection", "LoaderSection", "PipelineConfig", "PostSection", "ShardSection", "SynthSection",
-           "fingerprint"]
+__all__ = ["BOOKKEEPING", "DSTSection", "DSTWindowsSection", "DataSection", "EVAL_METRICS", "EvalSection",
+           "FRAME_ARCHS", "FrameSection", "InferSection", "LoaderSection", "PipelineConfig", "PostSection",
+           "ShardSection", "SynthSection", "check_model_settings", "check_training", "fingerprint", "result_settings"]

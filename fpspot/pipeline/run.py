@@ -27,11 +27,11 @@ from pathlib import Path
 
 from fpspot.pipeline import steps
 from fpspot.pipeline.baselines import prior_scores, untrained_scores
-from fpspot.pipeline.config import PipelineConfig, fingerprint
+from fpspot.pipeline.config import PipelineConfig, fingerprint, result_settings
 from fpspot.pipeline.layout import HalfSet, RunLayout
 from fpspot.pipeline.report import build_summary, format_summary, plot_training, write_summary
 from fpspot.pipeline.stages import Stage, StageRunner, pipeline_state, stage_summary
-from fpspot.train.config import ConfigError, save_config
+from fpspot.train.config import ConfigError, config_to_dict, save_config
 from fpspot.utils.threads import cpu_threads_per_process
 
 
@@ -55,6 +55,27 @@ def half_sets(config: PipelineConfig, run: RunLayout) -> tuple[HalfSet, HalfSet 
     return train, calib, evals
 
 
+def run_location(path: str | Path, root: Path) -> str:
+    """Where ``path`` is, for fingerprints: ``run:<relative path>`` inside the run directory ``root`` (so that a
+    moved or renamed run folder keeps its stages), else the resolved absolute path (so that a relative and an
+    absolute spelling of one folder agree)."""
+    resolved, base = Path(path).resolve(), root.resolve()
+    return f"run:{resolved.relative_to(base)}" if resolved.is_relative_to(base) else str(resolved)
+
+
+def check_resume(resume: str, stage_dir: Path, section: str) -> None:
+    """Refuse ``<section>.train.resume=PATH`` inside the stage's own folder: a changed setting deletes that
+    folder before the stage reruns (the checkpoint would be lost), and an interrupted stage resumes from its
+    last checkpoint by itself (``resume: auto``)."""
+    if resume in ("auto", "none"):
+        return
+    if Path(resume).resolve().is_relative_to(stage_dir.resolve()):
+        raise ConfigError(f"{section}.train.resume: {resume!r} is inside this run's {section} folder, which a changed "
+                          "setting deletes before retraining; an interrupted stage resumes from its last checkpoint "
+                          "by itself (resume: auto); to start other settings from this checkpoint, copy it out of "
+                          "the run folder and give that path")
+
+
 def run_pipeline(config: PipelineConfig, with_dst: bool = True) -> dict:
     """Run (or resume) the pipeline of ``config``; returns the summary (also ``<run>/summary.json``) after
     printing the official table of the final predictions and the comparison table on the main process."""
@@ -71,6 +92,9 @@ def run_pipeline(config: PipelineConfig, with_dst: bool = True) -> dict:
                     f"({time.strftime('%Y-%m-%d %H:%M:%S')})")
     state.print(f"run directory {run.root} ({state.num_processes} process(es), {state.device})")
     train, calib, evals = half_sets(config, run)
+    for name, section in [("frame", config.frame), ("gnn", gnn), ("dst", dst)]:
+        if section is not None:
+            check_resume(section.train.resume, run.trainer(name), name)
     scored = evals + ([train] if config.eval.train_split else [])
     runner = StageRunner(run.root, state)
     order: list[str] = []
@@ -80,51 +104,78 @@ def run_pipeline(config: PipelineConfig, with_dst: bool = True) -> dict:
         return runner.run(stage)
 
     # ---------------------------------------------------------------- data
+    def stage(name: str, settings: dict, body, outputs=(), main_only: bool = False) -> Stage:
+        """A stage whose fingerprint hashes ``settings`` (kept in its record to say what changed); upstream
+        stages enter as ``after: {stage: fingerprint}``."""
+        plain = config_to_dict(settings)
+        return Stage(name, fingerprint(plain), body, outputs=outputs, main_only=main_only, settings=plain)
+
+    def where(path) -> str:
+        return run_location(path, run.root)
+
     if config.synthetic:
-        data_fp = fingerprint("data", config.data.synth)
-        do(Stage("data", data_fp, lambda: steps.generate_data(config.data.synth, run, state.print),
-                 outputs=[run.synth_dir, run.calib_synth_dir], main_only=True))
+        data_stage = stage("data", {"synth": config.data.synth},
+                           lambda: steps.generate_data(config.data.synth, run, state.print),
+                           outputs=[run.synth_dir, run.calib_synth_dir], main_only=True)
+        do(data_stage)
+        data_fp = data_stage.fingerprint
     else:
-        data_fp = fingerprint("data", config.data.dir, config.data.calib_dir, config.data.calib_split)
-    calib_fp = fingerprint(data_fp, None if calib is None else [str(calib.data_dir), calib.split])
+        data_fp = fingerprint({"dir": where(config.data.dir), "calib_split": config.data.calib_split,
+                               "calib_dir": where(config.data.calib_dir) if config.data.calib_dir else ""})
+    calib_fp = fingerprint({"data": data_fp, "calib": None if calib is None else [where(calib.data_dir), calib.split]})
 
     # ---------------------------------------------------------------- frame model(s)
     frame_models = [("frame", config.frame)] + ([("gnn", gnn)] if gnn is not None else [])
     train_fps = {}
     for name, section in frame_models:
-        shard_fp = fingerprint(data_fp, train.split, section.arch, section.frame_hw, section.shards)
-        shard_stage = "shards" if name == "frame" else "shards_gnn"
-        do(Stage(shard_stage, shard_fp, lambda s=section, n=name: steps.write_shards(s, train, run.shards(n)),
-                 outputs=[run.shards(name)], main_only=True))
-        train_fps[name] = fingerprint(shard_fp, calib_fp, config.seed, section.arch, section.model, section.loader,
-                                      section.train, section.infer)
-        do(Stage(f"train_{name}", train_fps[name],
-                 lambda s=section, n=name: steps.train_frame_model(s, run.shards(n), run.trainer(n), calib,
-                                                                   config.seed, hparams=config),
-                 outputs=[run.trainer(name)]))
+        shard_stage = stage("shards" if name == "frame" else "shards_gnn",
+                            {"after": {"data": data_fp}, "split": train.split, "arch": section.arch,
+                             "frame_hw": section.frame_hw, "shards": section.shards},
+                            lambda s=section, n=name: steps.write_shards(s, train, run.shards(n)),
+                            outputs=[run.shards(name)], main_only=True)
+        do(shard_stage)
+        train_stage = stage(f"train_{name}",
+                            {"after": {shard_stage.name: shard_stage.fingerprint, "calib": calib_fp},
+                             "seed": config.seed, "arch": section.arch, "model": section.model,
+                             "loader": section.loader, "train": result_settings(section.train, "train"),
+                             "infer": result_settings(section.infer, "infer")},
+                            lambda s=section, n=name: steps.train_frame_model(s, run.shards(n), run.trainer(n), calib,
+                                                                              config.seed, hparams=config),
+                            outputs=[run.trainer(name)])
+        do(train_stage)
+        train_fps[train_stage.name] = train_stage.fingerprint
 
     infer_sets = ([train] if dst is not None or config.eval.train_split else []) + ([calib] if calib else []) + evals
-    infer_fp = fingerprint(*train_fps.values(), config.frame.infer, [[s.name, str(s.data_dir), s.split]
-                                                                     for s in infer_sets])
-    do(Stage("infer_frame", infer_fp,
-             lambda: steps.frame_inference(config.frame, run.model_dir("frame"), infer_sets, run,
-                                           run.model_dir("gnn") if fused else None),
-             outputs=[run.root / "logits" / "frame", *[run.raw_predictions("frame", s.name) for s in infer_sets]]))
+    infer_stage = stage("infer_frame", {"after": train_fps, "infer": result_settings(config.frame.infer, "infer"),
+                                        "sets": [[s.name, where(s.data_dir), s.split] for s in infer_sets]},
+                        lambda: steps.frame_inference(config.frame, run.model_dir("frame"), infer_sets, run,
+                                                      run.model_dir("gnn") if fused else None),
+                        outputs=[run.root / "logits" / "frame",
+                                 *[run.raw_predictions("frame", s.name) for s in infer_sets]])
+    do(infer_stage)
+    infer_fp = infer_stage.fingerprint
 
     # ---------------------------------------------------------------- DST
     models = [config.frame.arch]  # post-processing streams: the frame model's events (and the DST's)
     model_fp = infer_fp
     if dst is not None:
-        windows_fp = fingerprint(infer_fp, dst.windows.dtype)
-        do(Stage("dst_windows", windows_fp, lambda: steps.write_windows(dst, train, run, fused),
-                 outputs=[run.dst_windows("train")], main_only=True))
-        dst_fp = fingerprint(windows_fp, calib_fp, config.seed, dst.model, dst.windows, dst.train)
-        do(Stage("train_dst", dst_fp, lambda: steps.train_dst(dst, run, calib, config.seed, fused, hparams=config),
-                 outputs=[run.trainer("dst")]))
+        windows_stage = stage("dst_windows", {"after": {"infer_frame": infer_fp}, "dtype": dst.windows.dtype},
+                              lambda: steps.write_windows(dst, train, run, fused),
+                              outputs=[run.dst_windows("train")], main_only=True)
+        do(windows_stage)
+        dst_stage = stage("train_dst", {"after": {"dst_windows": windows_stage.fingerprint, "calib": calib_fp},
+                                        "seed": config.seed, "model": dst.model, "windows": dst.windows,
+                                        "train": result_settings(dst.train, "train")},
+                          lambda: steps.train_dst(dst, run, calib, config.seed, fused, hparams=config),
+                          outputs=[run.trainer("dst")])
+        do(dst_stage)
         dst_sets = ([calib] if calib else []) + scored
-        model_fp = fingerprint(dst_fp, dst.decode_batch_size, [s.name for s in dst_sets])
-        do(Stage("infer_dst", model_fp, lambda: steps.dst_inference(dst, dst_sets, run, fused),
-                 outputs=[run.raw_predictions("dst", s.name) for s in dst_sets]))
+        dst_infer_stage = stage("infer_dst", {"after": {"train_dst": dst_stage.fingerprint},
+                                              "sets": [s.name for s in dst_sets]},
+                                lambda: steps.dst_inference(dst, dst_sets, run, fused),
+                                outputs=[run.raw_predictions("dst", s.name) for s in dst_sets])
+        do(dst_infer_stage)
+        model_fp = dst_infer_stage.fingerprint
         models.append("dst")
 
     # ---------------------------------------------------------------- post-processing, baselines, scores
@@ -132,9 +183,10 @@ def run_pipeline(config: PipelineConfig, with_dst: bool = True) -> dict:
         steps.fit_post(config.post, models, calib, run)
         return steps.apply_post(models, scored, run)
 
-    post_fp = fingerprint(model_fp, infer_fp, config.post, models, [s.name for s in scored])
-    post_info = do(Stage("post", post_fp, post, outputs=[run.post_pipeline, *[run.predictions(s.name) for s in scored]],
-                         main_only=True))
+    post_stage = stage("post", {"after": {"models": model_fp, "infer_frame": infer_fp}, "post": config.post,
+                                "models": models, "scored": [s.name for s in scored]}, post,
+                       outputs=[run.post_pipeline, *[run.predictions(s.name) for s in scored]], main_only=True)
+    post_info = do(post_stage)
 
     baselines: dict = {}
     if config.eval.baselines:
@@ -154,10 +206,11 @@ def run_pipeline(config: PipelineConfig, with_dst: bool = True) -> dict:
                         json.dump(out[half_set.name], handle, indent=1)
             return out
 
-        baselines_fp = fingerprint(data_fp, config.seed, config.frame.arch, config.frame.model, config.frame.infer,
-                                   config.eval.prior_seeds, [s.name for s in evals])
-        baselines = do(Stage("baselines", baselines_fp, run_baselines,
-                             outputs=[run.baselines(s.name) for s in evals]))
+        baselines = do(stage("baselines", {"after": {"data": data_fp}, "seed": config.seed, "arch": config.frame.arch,
+                                           "model": config.frame.model,
+                                           "infer": result_settings(config.frame.infer, "infer"),
+                                           "prior_seeds": config.eval.prior_seeds, "sets": [s.name for s in evals]},
+                             run_baselines, outputs=[run.baselines(s.name) for s in evals]))
 
     def score() -> dict:
         scores = steps.score_sets(scored, run, models, config.eval.plots)
@@ -166,9 +219,9 @@ def run_pipeline(config: PipelineConfig, with_dst: bool = True) -> dict:
                           run.plot("training"))
         return scores
 
-    score_fp = fingerprint(post_fp, config.eval.plots, config.eval.train_split)
-    scores = do(Stage("score", score_fp, score, outputs=[*[run.metrics(s.name) for s in scored], run.root / "plots"],
-                      main_only=True))
+    scores = do(stage("score", {"after": {"post": post_stage.fingerprint}, "plots": config.eval.plots,
+                                "train_split": config.eval.train_split}, score,
+                      outputs=[*[run.metrics(s.name) for s in scored], run.root / "plots"], main_only=True))
 
     summary = build_summary(scores, baselines, stage_summary(runner, order), post_info,
                             steps.config_summary(config))

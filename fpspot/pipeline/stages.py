@@ -48,6 +48,7 @@ class StageRecord:
     seconds: float | None = None
     attempts: int = 1
     info: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)  # what the fingerprint hashes, to say what changed
 
     @classmethod
     def load(cls, path: Path) -> "StageRecord | None":
@@ -72,6 +73,8 @@ class Stage:
 
     outputs: paths inside the run directory that the stage owns (deleted when its fingerprint changes).
     main_only: run on the main process only (the others wait, then skip).
+    settings: the JSON-able settings the fingerprint was made from, kept in the record so that a rerun can say
+    which of them changed (:func:`changed_settings`).
     """
 
     name: str
@@ -79,6 +82,27 @@ class Stage:
     run: Callable[[], dict | None]
     outputs: Sequence[Path] = ()
     main_only: bool = False
+    settings: dict = field(default_factory=dict)
+
+
+def _flat(obj: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(obj, dict) and obj:
+        out: dict[str, Any] = {}
+        for key, value in obj.items():
+            out.update(_flat(value, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    return {prefix: obj}
+
+
+def changed_settings(old: dict, new: dict, shown: int = 4) -> str:
+    """``"key: old -> new; ..."`` for the (dotted) settings that differ between two records' settings, at most
+    ``shown`` of them; ``""`` when the old record has none (written before settings were kept)."""
+    if not old:
+        return ""
+    before, after = _flat(old), _flat(new)
+    keys = [k for k in sorted(set(before) | set(after)) if before.get(k, "unset") != after.get(k, "unset")]
+    text = "; ".join(f"{k}: {before.get(k, 'unset')!r} -> {after.get(k, 'unset')!r}" for k in keys[:shown])
+    return text + (f"; and {len(keys) - shown} more" if len(keys) > shown else "")
 
 
 def pipeline_state():
@@ -146,7 +170,9 @@ class StageRunner:
         state, path = self.state, self.record_path(stage.name)
         attempts = 1
         if record is not None and record.fingerprint != stage.fingerprint:
-            self.log(f"[stage {stage.name}] settings changed since the last run: deleting its outputs and rerunning")
+            changed = changed_settings(record.settings, stage.settings)
+            self.log(f"[stage {stage.name}] settings changed since the last run{f' ({changed})' if changed else ''}: "
+                     "deleting its outputs and rerunning")
             if state.is_main_process:
                 self._clear(stage)
             if not stage.main_only:
@@ -156,7 +182,8 @@ class StageRunner:
             self.log(f"[stage {stage.name}] interrupted before (attempt {record.attempts}): restarting")
         started = time.time()
         if state.is_main_process:
-            StageRecord(stage.name, stage.fingerprint, "running", started, attempts=attempts).save(path)
+            StageRecord(stage.name, stage.fingerprint, "running", started, attempts=attempts,
+                        settings=stage.settings).save(path)
         self.log(f"[stage {stage.name}] running")
         began = time.perf_counter()
         info = stage.run() or {}
@@ -165,7 +192,8 @@ class StageRunner:
         if not stage.main_only:
             state.wait_for_everyone()  # every process finished its share before the record says done
         if state.is_main_process:
-            StageRecord(stage.name, stage.fingerprint, "done", started, seconds, attempts, info).save(path)
+            StageRecord(stage.name, stage.fingerprint, "done", started, seconds, attempts, info,
+                        stage.settings).save(path)
         self.log(f"[stage {stage.name}] done in {seconds:.1f} s")
         return info
 
@@ -190,4 +218,5 @@ def stage_summary(runner: StageRunner, names: Sequence[str]) -> list[dict[str, A
             for n in names]
 
 
-__all__ = ["RECORD_FORMAT", "STAGES_DIR", "Stage", "StageRecord", "StageRunner", "pipeline_state", "stage_summary"]
+__all__ = ["RECORD_FORMAT", "STAGES_DIR", "Stage", "StageRecord", "StageRunner", "changed_settings", "pipeline_state",
+           "stage_summary"]
