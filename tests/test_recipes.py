@@ -182,6 +182,26 @@ def test_bookkeeping_settings_do_not_change_a_fingerprint(tmp_path: Path, monkey
     assert run_location("footpass", root) == run_location(tmp_path / "footpass", root) == str(tmp_path / "footpass")
 
 
+def test_recipe_user_errors_are_one_line_and_write_nothing(tmp_path: Path, capsys, monkeypatch) -> None:
+    """A missing data folder stops the recipe with one line naming the key (exit 2), before the run folder is
+    made; an interrupted run says how to resume (exit 130)."""
+    from fpspot.pipeline import run as pipeline_run
+
+    code = pipeline_run.main("taad_dst", CONFIGS / "taad_dst.yaml",
+                             [f"--run_root={tmp_path / 'runs'}", f"--data.dir={tmp_path / 'nope'}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == [f"recipes/taad_dst.py: error: data.dir: '{tmp_path / 'nope'}' is not a folder "
+                                 "(a FOOTPASS-format dataset: videos/, data/, playbyplay_GT/)"]
+    assert not (tmp_path / "runs").exists()
+
+    def interrupted(config, with_dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline_run, "run_pipeline", interrupted)
+    code = pipeline_run.main("taad_dst", CONFIGS / "taad_dst.yaml", [f"--run_root={tmp_path / 'runs'}"])
+    assert code == 130 and "interrupted; run the same command again to resume" in capsys.readouterr().err
+
+
 def test_recipe_training_settings_fail_when_read():
     """A best_metric the recipes' evaluation does not return, a run_dir (the recipe sets it) or an unknown
     backbone stop the config, not the run after its data stages; EVAL_METRICS are what the evaluation returns."""

@@ -21,6 +21,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -38,6 +40,10 @@ from fpspot.utils.threads import cpu_threads_per_process
 def half_sets(config: PipelineConfig, run: RunLayout) -> tuple[HalfSet, HalfSet | None, list[HalfSet]]:
     """``(train, calibration or None, evaluation sets)`` of a run."""
     data = config.data
+    for key, folder in (("data.dir", data.dir), ("data.calib_dir", data.calib_dir)):
+        if folder and not Path(folder).is_dir():
+            raise ConfigError(f"{key}: {folder!r} is not a folder (a FOOTPASS-format dataset: videos/, data/, "
+                              "playbyplay_GT/)")
     root = Path(data.dir) if data.dir else run.synth_dir
     train = HalfSet("train", root, data.train_split)
     calib = None
@@ -86,15 +92,15 @@ def run_pipeline(config: PipelineConfig, with_dst: bool = True) -> dict:
     dst = config.dst if with_dst else None
     gnn = config.gnn if dst is not None else None
     fused = gnn is not None
+    train, calib, evals = half_sets(config, run)
+    for name, section in [("frame", config.frame), ("gnn", gnn), ("dst", dst)]:
+        if section is not None:
+            check_resume(section.train.resume, run.trainer(name), name)
     if state.is_main_process:
         run.root.mkdir(parents=True, exist_ok=True)
         save_config(config, run.config_file, header=f"resolved config of the run {config.name} "
                     f"({time.strftime('%Y-%m-%d %H:%M:%S')})")
     state.print(f"run directory {run.root} ({state.num_processes} process(es), {state.device})")
-    train, calib, evals = half_sets(config, run)
-    for name, section in [("frame", config.frame), ("gnn", gnn), ("dst", dst)]:
-        if section is not None:
-            check_resume(section.train.resume, run.trainer(name), name)
     scored = evals + ([train] if config.eval.train_split else [])
     runner = StageRunner(run.root, state)
     order: list[str] = []
@@ -235,6 +241,9 @@ def run_pipeline(config: PipelineConfig, with_dst: bool = True) -> dict:
             state.print(evaluate(run.predictions(half_set.name), half_set.ground_truth).table())
         state.print(format_summary(summary))
         state.print(f"\nrun directory: {run.root}  (tensorboard --logdir {run.root})")
+        state.print("  " + ", ".join(str(path.relative_to(run.root)) for path in (
+            *[run.predictions(s.name) for s in scored], *[run.metrics(s.name) for s in scored], run.summary,
+            *[run.model_dir(name) for name in [n for n, _ in frame_models] + (["dst"] if dst is not None else [])])))
     state.wait_for_everyone()
     return summary
 
@@ -254,10 +263,22 @@ def main(recipe: str, default_config: str | Path, argv=None, description: str | 
     if recipe == "taad" and config.frame.arch != "taad":
         raise SystemExit(f"recipes/taad.py: frame.arch is {config.frame.arch!r}; use recipes/taad_gnn.py for a "
                          "TAAD+GNN model")
+    state = pipeline_state()
     try:
         run_pipeline(config, with_dst=recipe == "taad_dst")
+    except KeyboardInterrupt:
+        state.print(f"recipes/{recipe}.py: interrupted; run the same command again to resume (finished stages are "
+                    "skipped, training restarts from its last checkpoint)", file=sys.stderr)
+        return 130
+    except Exception as err:
+        from fpspot.cli import TRACEBACK_ENV, error_message, is_user_error
+
+        if os.environ.get(TRACEBACK_ENV, "") not in ("", "0") or not is_user_error(err):
+            raise
+        state.print(f"recipes/{recipe}.py: error: {error_message(err)}", file=sys.stderr)
+        return 2
     finally:
-        pipeline_state().destroy_process_group()
+        state.destroy_process_group()
     return 0
 
 
