@@ -361,7 +361,8 @@ def test_half_sets_of_a_synthetic_run(tmp_path):
     assert (train.data_dir, train.split) == (run.synth_dir, "train")
     assert (calib.data_dir, calib.split) == (run.calib_synth_dir, "train")
     assert [(e.data_dir, e.split) for e in evals] == [(run.synth_dir, "val")]
-    no_calib = load_config(PipelineConfig, CONFIGS / "taad_dst.yaml", ["data.dir=/data/footpass"])
+    (tmp_path / "footpass").mkdir()
+    no_calib = load_config(PipelineConfig, CONFIGS / "taad_dst.yaml", [f"data.dir={tmp_path / 'footpass'}"])
     assert half_sets(no_calib, run)[1] is None
     with pytest.raises(ConfigError, match="eval_splits"):
         half_sets(load_config(PipelineConfig, CONFIGS / "taad_dst.yaml", ["data.eval_splits=[train]"]), run)
