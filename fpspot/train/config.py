@@ -449,20 +449,34 @@ def apply_overrides(config: T, overrides: Sequence[str] | Mapping[str, Any],
 # ------------------------------------------------------------------------------------- command line
 
 
-def describe_fields(cls: type, prefix: str = "") -> list[tuple[str, str, Any]]:
-    """``(dotted name, type, default)`` of every leaf field of ``cls`` (nested dataclasses expanded)."""
+def describe_fields(cls: type, prefix: str = "", values: Any = None) -> list[tuple[str, str, Any]]:
+    """``(dotted name, type, value)`` of every leaf field of ``cls`` (nested dataclasses expanded, an optional
+    section that is ``null`` too, with its own defaults), the values taken from ``values`` (an instance of
+    ``cls``; default: ``cls()``)."""
     rows: list[tuple[str, str, Any]] = []
-    defaults = cls()
+    values = cls() if values is None else values
     hints = _hints(cls)
     for f in dataclasses.fields(cls):
         if not f.init:
             continue
-        value = getattr(defaults, f.name)
+        value, hint = getattr(values, f.name), hints[f.name]
+        section = _optional_section(hint) if value is None else None
         if dataclasses.is_dataclass(value):
-            rows.extend(describe_fields(type(value), f"{prefix}{f.name}."))
+            rows.extend(describe_fields(type(value), f"{prefix}{f.name}.", value))
+        elif section is not None:
+            rows.append((f"{prefix}{f.name}", f"{section.__name__} | null", None))
+            rows.extend(describe_fields(section, f"{prefix}{f.name}."))
         else:
-            rows.append((f"{prefix}{f.name}", _type_name(hints[f.name]), config_to_dict(value)))
+            rows.append((f"{prefix}{f.name}", _type_name(hint), config_to_dict(value)))
     return rows
+
+
+def _optional_section(hint: Any) -> type | None:
+    """The dataclass of an ``Optional[Section]`` annotation, else ``None``."""
+    if typing.get_origin(hint) not in (Union, types.UnionType):
+        return None
+    non_none = [a for a in typing.get_args(hint) if a is not type(None)]
+    return non_none[0] if len(non_none) == 1 and dataclasses.is_dataclass(non_none[0]) else None
 
 
 def _usage(cls: type, prog: str, description: str | None, default_config: str | os.PathLike | None) -> str:
@@ -473,8 +487,14 @@ def _usage(cls: type, prog: str, description: str | None, default_config: str | 
     lines.append(f"  --config FILE     base YAML config (default: {base})")
     lines.append("  --print-config    print the resolved config as YAML and exit")
     lines.append("  --KEY=VALUE       set one field (also '--KEY VALUE' or 'KEY=VALUE'); values are YAML")
-    lines += ["", "fields (defaults of the code; the config file may change them):"]
-    rows = describe_fields(cls)
+    values, source = None, "the code's defaults"
+    if default_config:
+        try:
+            values, source = load_config(cls, default_config), f"the values of {default_config}"
+        except (ConfigError, OSError):
+            pass  # the error shows when the config is read
+    lines += ["", f"fields ({source}; a null section's fields show its code defaults):"]
+    rows = describe_fields(cls, values=values)
     width = max((len(r[0]) for r in rows), default=0)
     for name, type_name, default in rows:
         lines.append(f"  --{name.ljust(width)}  {type_name}  (default: {default!r})")
