@@ -45,9 +45,11 @@ def recipe_module(name: str, module_name: str | None = None) -> Iterator[ModuleT
 
 def launch_two_cpu_processes(script: Path, *args: object, timeout: int = 600) -> subprocess.CompletedProcess:
     """``accelerate launch --config_file launch/accelerate/cpu.yaml script *args``: two real DDP processes on CPU
-    (MULTI_GPU with use_cpu; ``--cpu --num_processes 2`` would start one), a free port, one thread each. Returns
+    (MULTI_GPU with use_cpu; ``--cpu --num_processes 2`` would start one), a free port, one thread each, and no
+    ``ACCELERATE_USE_CPU`` (the launcher does not set it for this config, so the code must not need it). Returns
     the finished process with its output captured (text)."""
-    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    env = {k: v for k, v in os.environ.items() if k != "ACCELERATE_USE_CPU"}  # the config alone must do
+    env.update(OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
                str(REPO / "launch" / "accelerate" / "cpu.yaml"), "--main_process_port", "0", str(script),
                *map(str, args)]

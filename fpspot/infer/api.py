@@ -336,20 +336,22 @@ def nms_events(logits: np.ndarray, half: HalfSource) -> list:
 
 
 def process_state():
-    """Accelerate's ``PartialState``, created as an ``Accelerator`` would create it.
-
-    ``ACCELERATE_USE_CPU`` (set by ``accelerate launch`` with ``use_cpu: true`` or ``--cpu``) is honoured, so
-    CPU processes form a real process group; a ``PartialState()`` alone would leave every process alone with
-    all the halves. Warns when the launcher started several processes but no process group was formed.
+    """Accelerate's ``PartialState``, created as the trainer's ``Accelerator`` would create it: CPU processes
+    launched together (``launch/accelerate/cpu.yaml``) form a process group and share the halves out
+    (:func:`~fpspot.train.trainer.cpu_process_group`; a ``PartialState()`` alone would leave every process
+    alone with all the halves), and ``ACCELERATE_USE_CPU`` is honoured. Warns when the launcher started several
+    processes but no process group was formed.
     """
     from accelerate import PartialState
     from accelerate.utils import parse_flag_from_env
 
-    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
-    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    from fpspot.train.trainer import cpu_process_group, launched_processes
+
+    state = PartialState(cpu=cpu_process_group() or parse_flag_from_env("ACCELERATE_USE_CPU"))
+    launched = launched_processes()
     if state.num_processes == 1 and launched > 1:
         warnings.warn(f"launched as {launched} processes but Accelerate formed no process group: every process "
-                      "runs every half (on CPU, launch with use_cpu: true or set ACCELERATE_USE_CPU=1)", stacklevel=2)
+                      "runs every half", stacklevel=2)
     return state
 
 

@@ -23,7 +23,6 @@ records, and every process waits for the others at the end of each stage.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -112,10 +111,9 @@ def pipeline_state():
     would leave every process alone). DeepSpeed and CUDA launches are left to Accelerate."""
     from accelerate import PartialState
 
-    from fpspot.train.trainer import launched_processes, uses_cuda
+    from fpspot.train.trainer import cpu_process_group
 
-    deepspeed = os.environ.get("ACCELERATE_USE_DEEPSPEED", "").strip().lower() in ("1", "true", "yes")
-    return PartialState(cpu=not uses_cuda() and launched_processes() > 1 and not deepspeed)
+    return PartialState(cpu=cpu_process_group())
 
 
 class StageRunner:

@@ -212,6 +212,14 @@ def launched_processes() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def cpu_process_group() -> bool:
+    """Whether Accelerate must be built with ``cpu=True`` for the processes the launcher started to form one
+    process group: several processes without CUDA, not under DeepSpeed (``cpu=True`` disables it). ``accelerate
+    launch`` with a ``MULTI_GPU`` + ``use_cpu: true`` config does not set ``ACCELERATE_USE_CPU``, so without
+    this every CPU process would run alone (an independent copy of the model, every half of the data)."""
+    return not uses_cuda() and launched_processes() > 1 and not _env_flag("ACCELERATE_USE_DEEPSPEED")
+
+
 def resolve_mixed_precision(setting: str, cuda: bool | None = None, launcher: str | None = None) -> str:
     """``"auto"`` -> the launcher's ``fp16``/``bf16`` if set (``ACCELERATE_MIXED_PRECISION``), else ``bf16``
     on a CUDA device that supports it, ``fp16`` on other CUDA devices, ``"no"`` on CPU. Other values pass."""
@@ -236,10 +244,8 @@ def make_accelerator(config: TrainConfig, *, find_unused_parameters: bool = Fals
                                   InitProcessGroupKwargs, ProjectConfiguration)
 
     handlers: list = []
-    distributed_cpu = not uses_cuda() and launched_processes() > 1
-    if distributed_cpu:
+    if not uses_cuda() and launched_processes() > 1:
         handlers.append(InitProcessGroupKwargs(backend="gloo"))  # CPU processes talk over gloo (not MPI)
-    deepspeed = _env_flag("ACCELERATE_USE_DEEPSPEED")
     if find_unused_parameters:
         handlers.append(DistributedDataParallelKwargs(find_unused_parameters=True))
     run_dir = str(Path(config.run_dir))
@@ -253,7 +259,7 @@ def make_accelerator(config: TrainConfig, *, find_unused_parameters: bool = Fals
         kwargs_handlers=handlers,
         # several CPU processes are DDP only with cpu=True (else Accelerate inits the process group but does
         # not wrap the model: independent copies); DeepSpeed on CPU must not set it (it disables DeepSpeed)
-        cpu=distributed_cpu and not deepspeed,
+        cpu=cpu_process_group(),
     )
     from accelerate.utils import DistributedType
 
