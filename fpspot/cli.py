@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+from collections.abc import Callable
 import os
 import sys
 
@@ -98,15 +99,22 @@ def error_message(err: BaseException) -> str:
     return str(err)
 
 
+def exit_on_user_error(prog: str, err: Exception, print_fn: Callable[..., None] = print) -> int:
+    """Called with an exception caught around a command (``fpspot CMD``, a recipe): re-raise it unless it is a
+    user error (:func:`is_user_error`) and ``FPSPOT_TRACEBACK`` is unset; else print ``prog: error: MESSAGE`` on
+    stderr (with ``print_fn``, e.g. the main process's print) and return the exit status 2."""
+    if os.environ.get(TRACEBACK_ENV, "") not in ("", "0") or not is_user_error(err):
+        raise err
+    print_fn(f"{prog}: error: {error_message(err)}", file=sys.stderr)
+    return 2
+
+
 def _run(command: str, args: argparse.Namespace) -> int:
     module = importlib.import_module(COMMANDS[command][0])
     try:
         return int(module.run(args) or 0)
     except Exception as err:
-        if os.environ.get(TRACEBACK_ENV, "") not in ("", "0") or not is_user_error(err):
-            raise
-        print(f"fpspot {command}: error: {error_message(err)}", file=sys.stderr)
-        return 2
+        return exit_on_user_error(f"fpspot {command}", err)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -86,7 +86,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        return fit(args)
+    except Exception as err:
+        from fpspot.cli import exit_on_user_error
 
+        return exit_on_user_error("recipes/fit_corruption.py", err)
+
+
+def fit(args: argparse.Namespace) -> int:
+    """Fit, write and check the corruption parameters as ``args`` say (see the module docstring)."""
     gt, pred = read_playbyplay(args.gt, "gt"), read_playbyplay(args.pred, "pred")
     nms = args.spotter_nms if args.spotter_nms == "auto" else int(args.spotter_nms)
     params = fit_corruption(gt, pred, calibrate_iters=args.calibrate_iters, spotter_nms=nms,

@@ -679,3 +679,7 @@ def test_fit_recipe_never_writes_into_the_package(footpass_dir, tmp_path, monkey
     assert f"wrote {written.relative_to(tmp_path)}" in capsys.readouterr().out
     assert CorruptionParams.load(written).source["gt"] == "playbyplay_val_g18_g24.json"
     assert packaged.read_bytes() == before
+    assert recipe.main(["--gt", str(tmp_path / "nope.json"), "--out", str(tmp_path / "p.json")]) == 2
+    missing = tmp_path / "nope.json"
+    assert capsys.readouterr().err == f"recipes/fit_corruption.py: error: file '{missing}': no such file\n"
+    assert not (tmp_path / "p.json").exists()

@@ -125,12 +125,15 @@ def test_training_windows_carry_insertion_targets_only_for_insertion_heads(recip
     assert tokens["in_ins"].shape == tokens["in_cls"].shape and tokens["in_ins"].any()
 
 
-def test_library_run_needs_a_training_play_by_play(tmp_path):
+def test_library_run_needs_a_training_play_by_play(tmp_path, capsys):
     """The workflow lives in :mod:`fpspot.pipeline.event_dst`; the recipe script only gives it the defaults. Without
-    ``data.gt`` and without the recipe's default it stops with an error naming the key, before any work."""
+    ``data.gt`` and without the recipe's default, or with a missing file, it stops with one line naming the key or
+    the file (exit 2), before any work."""
     from fpspot.pipeline.event_dst.run import main
-    from fpspot.train.config import ConfigError
 
-    with pytest.raises(ConfigError, match="data.gt: no training play-by-play given"):
-        main([f"train.run_dir={tmp_path / 'run'}"])
+    assert main([f"train.run_dir={tmp_path / 'run'}"]) == 2
+    assert capsys.readouterr().err == ("recipes/event_dst.py: error: data.gt: no training play-by-play given "
+                                       "(set data.gt=PATH)\n")
+    assert main([f"train.run_dir={tmp_path / 'run'}", f"data.gt={tmp_path / 'nope.json'}"]) == 2
+    assert capsys.readouterr().err == f"recipes/event_dst.py: error: file '{tmp_path / 'nope.json'}': no such file\n"
     assert not (tmp_path / "run").exists()

@@ -21,7 +21,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from dataclasses import replace
@@ -271,12 +270,9 @@ def main(recipe: str, default_config: str | Path, argv=None, description: str | 
                     "skipped, training restarts from its last checkpoint)", file=sys.stderr)
         return 130
     except Exception as err:
-        from fpspot.cli import TRACEBACK_ENV, error_message, is_user_error
+        from fpspot.cli import exit_on_user_error
 
-        if os.environ.get(TRACEBACK_ENV, "") not in ("", "0") or not is_user_error(err):
-            raise
-        state.print(f"recipes/{recipe}.py: error: {error_message(err)}", file=sys.stderr)
-        return 2
+        return exit_on_user_error(f"recipes/{recipe}.py", err, state.print)
     finally:
         state.destroy_process_group()
     return 0

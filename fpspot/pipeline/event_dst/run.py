@@ -21,8 +21,18 @@ from fpspot.train.config import ConfigError, parse_config
 def main(argv: list[str] | None = None, *, default_config: str | Path | None = None, default_gt: str | Path = "",
          prog: str = "recipes/event_dst.py", description: str = "Train the event-sequence DST.") -> int:
     """Run the recipe with command-line ``argv`` over ``default_config`` (a YAML file; ``None``: the dataclass
-    defaults); ``default_gt`` is the training play-by-play when ``data.gt`` is empty. Returns the exit code."""
+    defaults); ``default_gt`` is the training play-by-play when ``data.gt`` is empty. Returns the exit code; an
+    error in the input prints one line (:func:`fpspot.cli.exit_on_user_error`)."""
     config = parse_config(RecipeConfig, argv, default_config=default_config, prog=prog, description=description)
+    try:
+        return _run(config, default_gt)
+    except Exception as err:
+        from fpspot.cli import exit_on_user_error
+
+        return exit_on_user_error(prog, err)
+
+
+def _run(config: RecipeConfig, default_gt: str | Path) -> int:
     config.data.gt = config.data.gt or str(default_gt)
     if not config.data.gt:
         raise ConfigError("data.gt: no training play-by-play given (set data.gt=PATH)")
