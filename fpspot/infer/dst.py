@@ -125,7 +125,7 @@ def dst_predictions(model: torch.nn.Module, data_dir: str | os.PathLike, split: 
     layout = DatasetLayout(data_dir)
     path = layout.tactical(split)
     keys = list(layout.half_keys(split) if keys is None else keys)
-    state = process_state()  # a bare PartialState() would not see ACCELERATE_USE_CPU
+    state = process_state()  # a bare PartialState() would leave CPU processes without a process group
     results = []
     with state.split_between_processes(keys) as mine, TacticalFile(path) as tactical:
         for key in mine:
