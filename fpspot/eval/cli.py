@@ -8,33 +8,32 @@ import json
 from fpspot.utils.atomic import atomic_open
 
 
-def frames(text: str) -> int:
-    """``--delta``: a whole number of frames, 0 or more."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a whole number of frames expected, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more frames, got {value}")
-    return value
+def _checked(convert, check, expected: str):
+    """An argparse type: ``convert`` the text, then ``check`` the value with the library's own check
+    (:func:`fpspot.eval.metric.check_delta` / ``check_threshold``)."""
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{expected} expected, got {text!r}") from None
+        try:
+            check(value)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+        return value
 
-
-def score(text: str) -> float:
-    """``--threshold``: a score in [0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a number expected, got {text!r}") from None
-    if not 0.0 <= value <= 1.0:  # NaN fails too
-        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
-    return value
+    return parse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("predictions", help="predictions JSON (frame, team, shirt, class, score)")
     parser.add_argument("ground_truth", help="ground-truth JSON (frame, team, shirt, class, bbox, replay)")
-    parser.add_argument("--delta", type=frames, default=12, help="matching tolerance in frames, >= 0 (default 12)")
-    parser.add_argument("--threshold", type=score, default=0.15, help="minimum score, in [0, 1] (default 0.15)")
+    from fpspot.eval.metric import check_delta, check_threshold
+
+    parser.add_argument("--delta", type=_checked(int, check_delta, "a whole number of frames"), default=12,
+                        help="matching tolerance in frames, >= 0 (default 12)")
+    parser.add_argument("--threshold", type=_checked(float, check_threshold, "a number"), default=0.15,
+                        help="minimum score, in [0, 1] (default 0.15)")
     parser.add_argument("--official-keys", action="store_true",
                         help="score only halves present in both files, as the official script does")
     parser.add_argument("--per-half", action="store_true", help="also print micro P/R/F1 per half")

@@ -236,11 +236,15 @@ def _stats(name: str, tp_mask: np.ndarray, fp: int, gt_sel: np.ndarray, bbox: np
     )
 
 
-def check_settings(delta: int, threshold: float) -> None:
-    """Raise ``ValueError`` naming the argument unless ``delta >= 0`` and ``0 <= threshold <= 1``."""
+def check_delta(delta: int) -> None:
+    """Raise ``ValueError`` naming the argument unless ``delta >= 0`` (frames)."""
     if not delta >= 0:
         raise ValueError(f"delta must be a number of frames >= 0, got {delta}")
-    if not 0.0 <= threshold <= 1.0:  # NaN fails too
+
+
+def check_threshold(threshold: float) -> None:
+    """Raise ``ValueError`` naming the argument unless ``0 <= threshold <= 1`` (NaN fails too)."""
+    if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must be in [0, 1], got {threshold}")
 
 
@@ -254,7 +258,8 @@ def evaluate(predictions, ground_truth, delta: int = 12, threshold: float = 0.15
     truth does not have are ignored (as ``evaluation.py`` does), with a warning that names them.
     ``delta``: frames, >= 0; ``threshold``: in [0, 1] (``ValueError`` otherwise).
     """
-    check_settings(delta, threshold)
+    check_delta(delta)
+    check_threshold(threshold)
     pred = load_playbyplay(predictions, "pred")
     gt = load_playbyplay(ground_truth, "gt")
     pred_keys, gt_keys = set(pred.keys), set(gt.keys)
